@@ -1,0 +1,139 @@
+"""The command line: parse, call the library, render, set the exit code. Nothing else lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deployable.core.errors import DeployableError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Decide, with evidence, which version of a model may ship, to which hardware.")
+console = Console(stderr=True)
+out_console = Console()
+
+_state: dict[str, Any] = {"debug": False}
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False) -> None:
+    _state["debug"] = debug
+
+
+def _summary(result: Any, out: Path | None) -> None:
+    table = Table(title=f"{result.name}: {result.dataset.name} · test n={result.evaluations[0].quality.n}")
+    for col in ("variant", "accuracy", "macro-F1", "ECE", "ECE (T-scaled)"):
+        table.add_column(col, justify="right" if col != "variant" else "left")
+    targets = [e.target for e in result.evaluations[0].efficiency]
+    for t in targets:
+        table.add_column(f"{t} p50 ms", justify="right")
+    for ev in result.evaluations:
+        q, c = ev.quality, ev.calibration
+        row = [ev.variant, f"{q.accuracy:.1%}", f"{q.macro_f1:.3f}", f"{c.ece:.3f}", f"{c.ece_after_temperature:.3f}"]
+        for eff in ev.efficiency:
+            row.append(", ".join(f"{lat.p50_ms:.1f} (bs {lat.batch_size})" for lat in eff.latency))
+        table.add_row(*row)
+    out_console.print(table)
+    worst = sorted(result.evaluations[0].slices, key=lambda s: s.accuracy.value)[:3]
+    if worst:
+        out_console.print("weakest slices: " + "; ".join(
+            f"{s.column}={s.value} {s.accuracy.value:.1%} [{s.accuracy.low:.1%}, {s.accuracy.high:.1%}] n={s.n}"
+            for s in worst))
+    if out is not None:
+        out_console.print(f"wrote {out}/results.json, {out}/report.html, {out}/predictions/")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="deployable.yaml")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")] = Path("runs/latest"),
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute predictions")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Run the pipeline a config describes and write the run folder."""
+    from deployable.pipeline import run as run_pipeline
+
+    result = run_pipeline(config, out, progress=not quiet, use_cache=not no_cache, console=console)
+    _summary(result, out)
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="model folder, .onnx or TorchScript file")],
+    data: Annotated[Path, typer.Option("--data", "-d", help="labelled test file (jsonl, csv, parquet, npz)")],
+    out: Annotated[Path, typer.Option("--out", "-o")] = Path("runs/adhoc"),
+    model_type: Annotated[str | None, typer.Option(help="transformers | onnx | torchscript")] = None,
+    validation: Annotated[Path | None, typer.Option(help="split to fit the temperature on")] = None,
+    text_column: Annotated[str | None, typer.Option(help="text column (text data)")] = None,
+    feature_columns: Annotated[str | None, typer.Option(help="comma-separated numeric columns (tabular)")] = None,
+    label_column: Annotated[str, typer.Option()] = "label",
+    labels: Annotated[str | None, typer.Option(help="comma-separated class names in logit order")] = None,
+    slices: Annotated[str | None, typer.Option(help="comma-separated slice columns")] = None,
+    tokenizer: Annotated[Path | None, typer.Option(help="tokenizer folder for ONNX text models")] = None,
+    target: Annotated[list[str] | None, typer.Option(help="built-in target, repeatable (default: all)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Evaluate a model on data given on the command line, without a config file."""
+    from deployable.pipeline import evaluate as evaluate_api
+
+    splits = {"test": str(data)}
+    if validation is not None:
+        splits["validation"] = str(validation)
+    split_list = lambda s: [p.strip() for p in s.split(",") if p.strip()] if s else None  # noqa: E731
+    options: dict[str, Any] = {"text_column": text_column, "feature_columns": split_list(feature_columns),
+                               "label_column": label_column, "labels": split_list(labels),
+                               "slices": split_list(slices) or []}
+    if tokenizer is not None:
+        options["tokenizer"] = str(tokenizer)
+    if target:
+        options["targets"] = list(target)
+    result = evaluate_api(model, splits, out=out, model_type=model_type, progress=not quiet, **options)
+    _summary(result, out)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of deployable.yaml."""
+    from deployable.config import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print one line and exit 2; a traceback only with --debug."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, standalone_mode=False)
+    except DeployableError as exc:
+        if "--debug" in args:
+            console.print_exception()
+        console.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors and unexpected failures
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        if "--debug" in args:
+            raise
+        console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the "
+                      "traceback, and please report it)", highlight=False, soft_wrap=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,403 @@
+"""``deployable.yaml``: pydantic models that reject typos, and the loader that turns errors into one line.
+
+Every relative path in the file is resolved against the folder holding the file. ``deployable schema`` prints
+:func:`json_schema`; ``docs/config.md`` documents every key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deployable.core.errors import ConfigError, closest
+
+BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
+    "edge-cpu": {
+        "threads": 1,
+        "batch_sizes": [1],
+        "memory_budget_mb": 1024,
+        "price_per_hour": 0.0116,
+        "description": "one core, one request at a time (a small ARM/x86 box or a 1-vCPU instance)",
+    },
+    "cloud-cpu": {
+        "threads": 0,
+        "batch_sizes": [32],
+        "memory_budget_mb": 8192,
+        "price_per_hour": 0.085,
+        "description": "all cores of the host, batched requests (a 2-vCPU general-purpose cloud instance)",
+    },
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# model
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class TransformersModel(_Strict):
+    """A Hugging Face transformers folder holding a sequence-classification model and its tokenizer."""
+
+    type: Literal["transformers"]
+    path: str = Field(description="folder with config.json, weights and tokenizer files, or 'package:<module>/<sub>'")
+    max_length: int = Field(256, ge=1, description="longest tokenized input; batches pad to their longest input")
+
+
+class SentenceTransformersModel(_Strict):
+    """A sentence-transformers encoder (transformer + pooling + normalize) plus a classification head."""
+
+    type: Literal["sentence-transformers"]
+    encoder: str = Field(description="encoder folder, or 'package:<module>/<sub>' for one a Python package ships")
+    head: str = Field(description="safetensors file with the head: 'weight' (C, D) and 'bias' (C,), optionally "
+                      "'hidden.weight'/'hidden.bias' for one hidden ReLU layer")
+    max_length: int = Field(128, ge=1, description="longest tokenized input; batches pad to their longest input")
+
+
+class PyTorchModel(_Strict):
+    """A torch.nn.Module built by ``module:factory`` with weights from safetensors."""
+
+    type: Literal["pytorch"]
+    factory: str = Field(description="'module:callable' returning an nn.Module; the config's folder is importable")
+    weights: str = Field(description="safetensors file with the state dict")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the factory")
+    feature_layer: str | None = Field(
+        None, description="module whose input is the penultimate feature; default: the last nn.Linear")
+
+
+class TorchScriptModel(_Strict):
+    """A TorchScript file (``torch.jit.save``)."""
+
+    type: Literal["torchscript"]
+    path: str = Field(description="TorchScript file")
+
+
+class OnnxModel(_Strict):
+    """An ONNX file run by onnxruntime. Text models name the tokenizer folder that feeds them."""
+
+    type: Literal["onnx"]
+    path: str = Field(description=".onnx file")
+    tokenizer: str | None = Field(None, description="tokenizer folder for text models (input_ids/attention_mask)")
+    max_length: int = Field(256, ge=1, description="longest tokenized input (text models)")
+    pooling: Literal["none", "mean", "cls"] = Field(
+        "none", description="for encoder-only ONNX graphs: pool the token embeddings before 'head'")
+    head: str | None = Field(None, description="safetensors head applied after pooling (encoder-only graphs)")
+
+
+ModelConfig = Annotated[
+    TransformersModel | SentenceTransformersModel | PyTorchModel | TorchScriptModel | OnnxModel,
+    Field(discriminator="type"),
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class BinnedSlice(_Strict):
+    """A slice made by binning a numeric column, or the length of a text column."""
+
+    name: str = Field(description="slice column name in reports")
+    column: str = Field(description="column to bin (the text column, for words/chars)")
+    measure: Literal["value", "words", "chars"] = Field(
+        "value", description="bin the value itself, or the number of words / characters of a text column")
+    bins: list[float] = Field(description="inner edges, ascending; values below the first go to the first bin")
+    labels: list[str] | None = Field(None, description="one label per bin (len(bins) + 1); default: ranges")
+
+    @model_validator(mode="after")
+    def _check(self) -> BinnedSlice:
+        if sorted(self.bins) != list(self.bins) or len(set(self.bins)) != len(self.bins):
+            raise ValueError("bins must be strictly ascending")
+        if self.labels is not None and len(self.labels) != len(self.bins) + 1:
+            raise ValueError(f"labels needs {len(self.bins) + 1} entries (one more than bins), got {len(self.labels)}")
+        return self
+
+
+class DataConfig(_Strict):
+    """Where the samples are and which columns mean what."""
+
+    format: Literal["auto", "jsonl", "csv", "parquet", "npz", "image-folder"] = Field(
+        "auto", description="file format; 'auto' reads it from the extension (a folder means image-folder)")
+    splits: dict[str, str] = Field(description="split name -> file or folder; needs 'test', usually 'validation', "
+                                   "'train'; 'ood' holds samples that belong to no class")
+    modality: Literal["auto", "text", "image", "tabular"] = Field(
+        "auto", description="what the inputs are; 'auto' infers it from the columns or array shapes")
+    text_column: str | None = Field(None, description="column holding the text (text data)")
+    feature_columns: list[str] | None = Field(None, description="numeric feature columns (tabular data)")
+    label_column: str = Field("label", description="column (or npz array 'y') holding the class")
+    id_column: str | None = Field(None, description="unique sample id; default: '<split>-<row number>'")
+    labels: list[str] | None = Field(None, description="class names in logit order; default: sorted train labels")
+    slices: list[str | BinnedSlice] = Field(
+        default_factory=list, description="metadata columns to slice by, or binned slices")
+    npz_keys: dict[str, str] = Field(
+        default_factory=lambda: {"x": "x", "y": "y"}, description="array names in .npz files (x, y, ids, slice:<c>)")
+    image_size: list[int] | None = Field(None, description="[height, width] to resize images from a folder to")
+    grayscale: bool = Field(False, description="read folder images as one channel")
+
+    @field_validator("splits")
+    @classmethod
+    def _needs_test(cls, v: dict[str, str]) -> dict[str, str]:
+        if "test" not in v:
+            raise ValueError("a 'test' split is required")
+        return v
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# targets, evaluation, project
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class TargetConfig(_Strict):
+    """A hardware profile. Threads 0 means every core of the machine running the evaluation."""
+
+    name: str = Field(description="how reports and policies refer to this target")
+    threads: int = Field(1, ge=0, description="CPU threads for inference; 0 = all cores")
+    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1],
+                                                           description="batch sizes to time")
+    memory_budget_mb: float | None = Field(None, gt=0)
+    price_per_hour: float | None = Field(None, ge=0, description="what an hour of this hardware costs, in USD")
+    description: str = Field("", description="free text shown in the report")
+
+
+class EfficiencyConfig(_Strict):
+    """Latency, throughput, memory and cost measurement on each target."""
+
+    enabled: bool = Field(True, description="measure efficiency on every target")
+    warmup: int = Field(5, ge=0, description="untimed calls before timing")
+    min_repetitions: int = Field(30, ge=1, description="timed calls at least")
+    max_seconds: float = Field(4.0, gt=0, description="stop timing one batch size after this long (past minimum)")
+
+
+class EvaluateConfig(_Strict):
+    """How variants are evaluated."""
+
+    test_split: str = Field("test", description="split every metric is computed on")
+    calibration_split: str | None = Field(
+        "validation", description="split the temperature is fitted on; null fits none")
+    batch_size: int = Field(32, ge=1, description="batch size of the evaluation forward passes")
+    n_bins: int = Field(15, ge=2, description="reliability bins for ECE/MCE")
+    n_bootstrap: int = Field(1000, ge=100, description="resamples for slice confidence intervals")
+    confidence_level: float = Field(0.95, gt=0.5, lt=1, description="level of the confidence intervals")
+    seed: int = Field(0, description="seed of every random choice (bootstrap)")
+    efficiency: EfficiencyConfig = Field(default_factory=EfficiencyConfig, description="see below")
+
+
+class PrepareStep(_Strict):
+    """A command that makes files the run needs (train a head, write data), rerun when its inputs change."""
+
+    run: list[str] = Field(description="argv, run in the config's folder; 'python' means this interpreter")
+    outputs: list[str] = Field(description="files the step makes; the step runs when one is missing or stale")
+    inputs: list[str] = Field(default_factory=list, description="files whose content change makes outputs stale")
+
+
+class Project(_Strict):
+    """Keys at the top of the file."""
+
+    name: str = Field(description="project name, used in reports")
+    description: str = Field("", description="what the model does, for the report and cards")
+    prepare: list[PrepareStep] = Field(default_factory=list, description="steps that make files the run needs")
+    model: ModelConfig = Field(description="the model source; 'type' picks one of the sections below")
+    data: DataConfig = Field(description="the data source")
+    targets: list[str | TargetConfig] = Field(
+        default_factory=lambda: ["edge-cpu", "cloud-cpu"],
+        description="built-in names (edge-cpu, cloud-cpu) or target definitions")
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="how variants are evaluated")
+    cache_dir: str = Field(".deployable-cache", description="prediction store and other caches")
+    base_dir: str = Field("", description="set by the loader: the config's folder (relative paths resolve here)")
+
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, v: list[str | TargetConfig]) -> list[str | TargetConfig]:
+        for t in v:
+            if isinstance(t, str) and t not in BUILTIN_TARGETS:
+                hint = closest(t, BUILTIN_TARGETS)
+                extra = f" (did you mean '{hint}'?)" if hint else ""
+                raise ValueError(f"unknown built-in target '{t}'{extra}; built-ins: {', '.join(BUILTIN_TARGETS)}, "
+                                 "or define one with name/threads/batch_sizes")
+        return v
+
+    def path(self, p: str) -> Path:
+        """Resolve a path from the config against the config's folder."""
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else Path(self.base_dir) / q
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``deployable.yaml``."""
+    schema = Project.model_json_schema()
+    schema["properties"].pop("base_dir", None)
+    return schema
+
+
+def load_config(source: str | Path | dict[str, Any], *, base_dir: str | Path | None = None) -> Project:
+    """Parse a config file (or a dict) into a :class:`Project`, with one-line errors naming the key path.
+
+    Args:
+        source: path to ``deployable.yaml``, or the already-parsed mapping.
+        base_dir: folder relative paths resolve against; default: the file's folder (or the working directory).
+    """
+    label = "config"
+    if isinstance(source, dict):
+        raw = dict(source)
+        base = Path(base_dir or ".").resolve()
+    else:
+        path = Path(source)
+        label = str(path)
+        if not path.is_file():
+            sibling = closest(path.name, [p.name for p in path.parent.glob("*")]) if path.parent.is_dir() else None
+            hint = f"did you mean '{path.parent / sibling}'?" if sibling else "pass the path to a deployable.yaml"
+            raise ConfigError(f"{path}: expected a config file, but it does not exist", hint=hint)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"{path}: invalid YAML{where}: {problem}", hint="fix the YAML syntax") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of keys at the top level, found {type(raw).__name__}",
+                              hint="start the file with 'name:', 'model:', 'data:'")
+        base = Path(base_dir).resolve() if base_dir else path.resolve().parent
+    raw["base_dir"] = str(base)
+    try:
+        project = Project.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(label, exc)) from exc
+    _check_files(label, project)
+    return project
+
+
+def _explain(label: str, exc: ValidationError) -> str:
+    """One line for the first validation error: key path, what was found, what to do."""
+    errors = exc.errors()
+    # in a union (str | mapping) every member reports; the deepest error is the one about what the user meant
+    def weight(e: Any) -> tuple[bool, bool, int, int]:
+        # a typo explains a "missing" key beside it; a mapping given where str | mapping is allowed meant the mapping
+        wrong_member = e["type"] == "string_type" and isinstance(e.get("input"), dict)
+        return (e["type"] == "extra_forbidden", not wrong_member, len(e["loc"]), -errors.index(e))
+
+    err = max(errors, key=weight)
+    raw_loc = [str(p) for p in err["loc"]]
+    # drop discriminator tags pydantic inserts for tagged unions (model.sentence-transformers.head -> model.head)
+    tags = {"transformers", "sentence-transformers", "pytorch", "torchscript", "onnx", "str", "TargetConfig",
+            "BinnedSlice"}
+    loc = [p for p in raw_loc if p not in tags and not p.startswith("function-")]
+    key = ".".join(loc) or "(top level)"
+    kind = err["type"]
+    found = err.get("input")
+    if kind == "extra_forbidden":
+        parent_model = _model_at(raw_loc[:-1])
+        valid = list(parent_model.model_fields) if parent_model else []
+        valid = [v for v in valid if v != "base_dir"]
+        match = closest(loc[-1], valid)
+        fix = f"did you mean '{'.'.join([*loc[:-1], match])}'?" if match else f"valid keys here: {', '.join(valid)}"
+        return f"{label}: {key}: unknown key ({fix})"
+    if kind == "missing":
+        return f"{label}: {key}: required key is missing (add it; see 'deployable schema' or docs/config.md)"
+    if kind == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        tag = ctx.get("tag", found)
+        options = [o.strip(" '") for o in str(ctx.get("expected_tags", "")).split(",")]
+        match = closest(str(tag), options)
+        fix = f"did you mean '{match}'?" if match else f"valid: {', '.join(options)}"
+        return f"{label}: {key}.type: unknown model type '{tag}' ({fix})"
+    shown = repr(found) if not isinstance(found, dict) else "a mapping"
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    msg = err["msg"].removeprefix("Value error, ").rstrip(".")
+    return f"{label}: {key}: {msg}; found {shown} (fix the value; see docs/config.md)"
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    """The pydantic model a raw error location points into (tags of tagged unions pick the member)."""
+    model: Any = Project
+    parts = list(loc)
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        i += 1
+        if part.isdigit():
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return None
+        members = _models_in(field.annotation)
+        if not members:
+            return None
+        model = members[0]
+        if len(members) > 1 and i < len(parts):
+            nxt = parts[i + 1] if parts[i].isdigit() and i + 1 < len(parts) else parts[i]
+            for m in members:
+                tag = m.model_fields.get("type")
+                literal = getattr(tag.annotation, "__args__", (None,))[0] if tag else None
+                if nxt in (m.__name__, literal):
+                    model = m
+                    parts.remove(nxt)
+                    break
+    return model
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """Every pydantic model mentioned in a (possibly nested, union, list or Annotated) annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        out += [m for m in _models_in(arg) if m not in out]
+    return out
+
+
+def _check_files(label: str, project: Project) -> None:
+    """Files the config names must exist, unless a prepare step makes them."""
+    made = {project.path(o).resolve() for step in project.prepare for o in step.outputs}
+
+    def check(key: str, value: str | None) -> None:
+        if value is None or value.startswith("package:"):
+            return
+        p = project.path(value)
+        if p.exists() or p.resolve() in made:
+            return
+        sibling = None
+        if p.parent.is_dir():
+            sibling = closest(p.name, [q.name for q in p.parent.iterdir()])
+        fix = f"did you mean '{Path(value).parent / sibling}'?" if sibling else "check the path; it is relative " \
+            "to the config's folder"
+        raise ConfigError(f"{label}: {key}: expected a file, but '{value}' does not exist ({fix})")
+
+    m = project.model
+    for name in ("path", "encoder", "head", "weights", "tokenizer"):
+        if hasattr(m, name):
+            check(f"model.{name}", getattr(m, name))
+    for split, p in project.data.splits.items():
+        check(f"data.splits.{split}", p)
+    for i, step in enumerate(project.prepare):
+        for j, p in enumerate(step.inputs):
+            check(f"prepare.{i}.inputs.{j}", p)
+
+
+def resolve_targets(project: Project, cpu_count: int) -> list[Any]:
+    """The project's targets as :class:`~deployable.core.records.Target` records (threads 0 -> all cores)."""
+    from deployable.core.records import Target
+
+    out = []
+    for t in project.targets:
+        spec = {"name": t, **BUILTIN_TARGETS[t]} if isinstance(t, str) else t.model_dump()
+        threads = spec["threads"] or cpu_count
+        out.append(Target(name=spec["name"], threads=int(threads), batch_sizes=tuple(spec["batch_sizes"]),
+                          memory_budget_mb=spec.get("memory_budget_mb"), price_per_hour=spec.get("price_per_hour"),
+                          description=spec.get("description", "")))
+    names = [t.name for t in out]
+    if len(set(names)) != len(names):
+        raise ConfigError("config: targets: two targets share a name (give each target a unique name)")
+    return out

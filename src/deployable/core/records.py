@@ -1,0 +1,297 @@
+"""Frozen, typed records exchanged between stages. Every record round-trips through JSON.
+
+``results.json`` is ``RunResult.to_dict()`` with :data:`SCHEMA_VERSION`. Later stages (optimize, robustness,
+audit, gate) add their own records and optional fields; readers ignore nothing silently: ``from_dict`` rejects
+unknown keys so a schema drift is caught.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar, Union
+
+SCHEMA_VERSION = "1.0"
+
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """Mixin for frozen dataclasses: ``to_dict``/``from_dict`` driven by the type hints."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _dump(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        hints = typing.get_type_hints(cls)
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+        return cls(**{k: _load(hints[k], v) for k, v in data.items()})
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_json(cls: type[R], text: str) -> R:
+        return cls.from_dict(json.loads(text))
+
+    def replace(self: R, **changes: Any) -> R:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_dump(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _dump(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return value.as_posix()
+    if isinstance(value, float) and value != value:  # NaN is not JSON
+        return None
+    return value
+
+
+def _load(tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _load(non_none[0], value)
+        for a in non_none:  # first type that accepts the value
+            try:
+                return _load(a, value)
+            except (TypeError, ValueError):
+                continue
+        return value
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_load(args[0], v) for v in value)
+        return tuple(_load(a, v) for a, v in zip(args, value, strict=True))
+    if origin is list:
+        return [_load(args[0], v) for v in value]
+    if origin is dict:
+        return {k: _load(args[1], v) for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, Record):
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object for {tp.__name__}")
+        return tp.from_dict(value)
+    if tp is float:
+        return float("nan") if value is None else float(value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitInfo(Record):
+    """What a split holds, without its samples."""
+
+    name: str
+    n: int
+    fingerprint: str
+    label_counts: dict[str, int]
+    source: str
+
+
+@dataclass(frozen=True)
+class DatasetInfo(Record):
+    """The dataset a run used: label names, modality, splits with their fingerprints, slice columns."""
+
+    name: str
+    modality: str
+    label_names: tuple[str, ...]
+    splits: tuple[SplitInfo, ...]
+    slice_columns: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models and targets
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant(Record):
+    """A model artifact: the exact files, their digest, where it came from and how it was made.
+
+    ``spec`` is the model-source configuration that loads it (``type`` plus its fields, paths absolute), so any
+    process can rebuild the predictor from the record alone.
+    """
+
+    name: str
+    kind: str
+    files: tuple[str, ...]
+    sha256: str
+    size_bytes: int
+    spec: dict[str, Any]
+    parent: str | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target(Record):
+    """A named hardware profile: every latency, memory and cost number is measured for one of these."""
+
+    name: str
+    threads: int
+    batch_sizes: tuple[int, ...]
+    memory_budget_mb: float | None = None
+    price_per_hour: float | None = None
+    description: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassMetrics(Record):
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class QualityMetrics(Record):
+    n: int
+    accuracy: float
+    balanced_accuracy: float
+    macro_f1: float
+    per_class: tuple[ClassMetrics, ...]
+    confusion_matrix: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class ReliabilityBin(Record):
+    lower: float
+    upper: float
+    count: int
+    confidence: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class CalibrationMetrics(Record):
+    """Calibration of the top-label confidence, before and after temperature scaling."""
+
+    n_bins: int
+    ece: float
+    adaptive_ece: float
+    mce: float
+    brier: float
+    nll: float
+    reliability: tuple[ReliabilityBin, ...]
+    temperature: float
+    temperature_fitted_on: str
+    ece_after_temperature: float
+    nll_after_temperature: float
+    reliability_after_temperature: tuple[ReliabilityBin, ...]
+
+
+@dataclass(frozen=True)
+class Interval(Record):
+    """A point estimate with a bootstrap confidence interval."""
+
+    value: float
+    low: float
+    high: float
+    level: float = 0.95
+
+
+@dataclass(frozen=True)
+class SliceMetrics(Record):
+    column: str
+    value: str
+    n: int
+    accuracy: Interval
+    macro_f1: float
+    ece: float
+
+
+@dataclass(frozen=True)
+class LatencyStats(Record):
+    batch_size: int
+    repetitions: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    throughput_per_s: float
+    cost_per_million: float | None = None
+
+
+@dataclass(frozen=True)
+class Efficiency(Record):
+    """Efficiency of one variant on one target, measured in a fresh process pinned to the target's threads."""
+
+    target: str
+    threads: int
+    file_size_mb: float
+    load_time_s: float
+    peak_memory_mb: float
+    latency: tuple[LatencyStats, ...]
+    within_memory_budget: bool | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation(Record):
+    """Everything measured about one variant on the test split; every metric is computed from stored logits."""
+
+    variant: str
+    split: str
+    store_key: str
+    quality: QualityMetrics
+    calibration: CalibrationMetrics
+    slices: tuple[SliceMetrics, ...]
+    efficiency: tuple[Efficiency, ...]
+    predictions_file: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult(Record):
+    """One pass down the pipeline: the serialized form is ``results.json``."""
+
+    schema_version: str
+    name: str
+    created_at: str
+    deployable_version: str
+    config: dict[str, Any]
+    dataset: DatasetInfo
+    variants: tuple[Variant, ...]
+    targets: tuple[Target, ...]
+    evaluations: tuple[Evaluation, ...]
+    environment: dict[str, str]
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def evaluation(self, variant: str) -> Evaluation:
+        for e in self.evaluations:
+            if e.variant == variant:
+                return e
+        raise KeyError(variant)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunResult:
+        """Read a ``results.json`` (or a run folder containing one)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "results.json"
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))

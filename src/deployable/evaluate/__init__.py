@@ -1,0 +1,1 @@
+"""Evaluation: the single-pass runner, the prediction store, targets and metrics."""

@@ -1,0 +1,178 @@
+"""One pass down the pipeline: config -> load -> evaluate -> report. The CLI and the Python API both call this."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from deployable import __version__
+from deployable.config import Project, load_config, resolve_targets
+from deployable.core.errors import DeployableError
+from deployable.core.records import SCHEMA_VERSION, RunResult
+
+
+def _environment() -> dict[str, str]:
+    env = {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
+           "cpu_count": str(os.cpu_count() or 1)}
+    import importlib.metadata as md
+
+    for pkg in ("numpy", "torch", "transformers", "onnxruntime", "scikit-learn"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            env[pkg] = md.version(pkg)
+    return env
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    from deployable.evaluate.runner import Progress
+
+    if not enabled:
+        yield Progress(None)
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
+
+    with RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), transient=True) as bar:
+        yield Progress(bar)
+
+
+@contextlib.contextmanager
+def atomic_dir(out: Path) -> Iterator[Path]:
+    """A temp folder beside ``out`` that replaces ``out`` only when the block succeeds."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run(config: str | Path | dict[str, Any] | Project, out: str | Path | None = None, *, progress: bool = False,
+        use_cache: bool = True, console: Any = None) -> RunResult:
+    """Run the pipeline for a config and (when ``out`` is given) write the run folder.
+
+    Args:
+        config: path to ``deployable.yaml``, its parsed mapping, or a :class:`Project`.
+        out: run folder to write (``results.json``, ``report.html``, ``predictions/<variant>.parquet``).
+        progress: show rich progress bars.
+        use_cache: reuse stored predictions; False recomputes them (and overwrites the store).
+        console: a rich console for prepare-step messages.
+
+    Returns:
+        The :class:`RunResult` record (what ``results.json`` holds).
+    """
+    from deployable.data import load_dataset
+    from deployable.evaluate.runner import evaluate_variant
+    from deployable.evaluate.store import PredictionStore
+    from deployable.models import load_predictor, source_variant
+    from deployable.models.sources import model_spec
+    from deployable.prepare import run_prepare
+
+    project = config if isinstance(config, Project) else load_config(config)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    run_prepare(project, log=console)
+    timings["prepare"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    dataset = load_dataset(project)
+    predictor = load_predictor(model_spec(project))
+    variant = source_variant(predictor)
+    targets = resolve_targets(project, os.cpu_count() or 1)
+    timings["load"] = time.perf_counter() - t
+
+    cache_root = project.path(project.cache_dir) / "predictions"
+    if not use_cache:
+        cache_root = Path(tempfile.mkdtemp(prefix="deployable-nocache-"))
+    store = PredictionStore(cache_root)
+
+    def build(folder: Path | None) -> RunResult:
+        t = time.perf_counter()
+        with _progress(progress) as bar:
+            evaluation = evaluate_variant(variant, predictor, dataset, project.evaluate, store, targets=targets,
+                                          progress=bar, predictions_dir=folder / "predictions" if folder else None)
+        timings["evaluate"] = time.perf_counter() - t
+        return RunResult(schema_version=SCHEMA_VERSION, name=project.name,
+                         created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                         deployable_version=__version__, config=_public_config(project), dataset=dataset.info(),
+                         variants=(variant,), targets=tuple(targets), evaluations=(evaluation,),
+                         environment=_environment(), timings_s=timings)
+
+    try:
+        if out is None:
+            return build(None)
+        with atomic_dir(Path(out)) as folder:
+            result = build(folder)
+            write_run_folder(result, folder)
+        return result
+    finally:
+        if not use_cache:
+            shutil.rmtree(cache_root, ignore_errors=True)
+
+
+def write_run_folder(result: RunResult, folder: Path) -> None:
+    from deployable.report import write_report, write_results_json
+
+    write_results_json(result, folder / "results.json")
+    write_report(result, folder / "report.html")
+
+
+def _public_config(project: Project) -> dict[str, Any]:
+    data = project.model_dump(mode="json")
+    data.pop("base_dir", None)
+    return data
+
+
+def evaluate(model: str | Path, data: str | Path | dict[str, str], *, out: str | Path | None = None,
+             model_type: str | None = None, name: str = "adhoc", progress: bool = False, **options: Any) -> RunResult:
+    """Evaluate a model on data without a config file.
+
+    Args:
+        model: a model folder (transformers), ``.onnx``, ``.pt``/``.pts`` TorchScript file.
+        data: the test file, or split name -> file.
+        model_type: override the guess from ``model``'s path.
+        options: other ``data`` keys (``text_column``, ``label_column``, ``labels``, ``slices``...), plus
+            ``tokenizer`` for ONNX text models, ``targets`` and ``evaluate`` sections.
+    """
+    model_path = Path(model)
+    kind = model_type or _guess_model_type(model_path)
+    model_cfg: dict[str, Any] = {"type": kind, "path": str(model_path.resolve())}
+    if options.get("tokenizer"):
+        model_cfg["tokenizer"] = str(Path(options.pop("tokenizer")).resolve())
+    splits = {"test": data} if isinstance(data, (str, Path)) else dict(data)
+    splits = {k: str(Path(v).resolve()) for k, v in splits.items()}
+    cfg: dict[str, Any] = {"name": name, "model": model_cfg, "data": {"splits": splits}}
+    for key in ("targets", "evaluate", "cache_dir"):
+        if key in options:
+            cfg[key] = options.pop(key)
+    cfg["data"].update({k: v for k, v in options.items() if v is not None})
+    return run(load_config(cfg, base_dir=Path.cwd()), out, progress=progress)
+
+
+def _guess_model_type(path: Path) -> str:
+    if path.suffix == ".onnx":
+        return "onnx"
+    if path.suffix in {".pt", ".pts", ".jit"}:
+        return "torchscript"
+    if path.is_dir() and (path / "config.json").is_file():
+        return "transformers"
+    raise DeployableError(f"--model: cannot tell the model type of '{path}'",
+                          hint="pass --model-type transformers|onnx|torchscript")

@@ -1,0 +1,129 @@
+"""Data sources: every format gives the same Dataset; labels, slices and fingerprints behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deployable.config import load_config
+from deployable.core.errors import DataError
+from deployable.core.records import DatasetInfo
+from deployable.data import load_dataset
+from deployable.data.dataset import UNLABELED
+
+from conftest import write_jsonl
+
+ROWS = [
+    {"id": "a", "text": "my card was charged twice", "label": "billing", "channel": "email"},
+    {"id": "b", "text": "where is my parcel", "label": "shipping", "channel": "chat"},
+    {"id": "c", "text": "refund please, the lamp arrived broken and I want my money back", "label": "billing",
+     "channel": "chat"},
+    {"id": "d", "text": "tracking has not moved in a week", "label": "shipping", "channel": "phone"},
+]
+
+
+def _project(tmp_path: Path, splits: dict[str, str], **data) -> object:
+    cfg = {"name": "t", "model": {"type": "onnx", "path": "m.onnx"}, "data": {"splits": splits, **data}}
+    (tmp_path / "m.onnx").write_bytes(b"")
+    return load_config(cfg, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_table_formats_agree(tmp_path: Path, fmt: str) -> None:
+    df = pd.DataFrame(ROWS)
+    path = tmp_path / f"test.{fmt}"
+    {"jsonl": lambda: df.to_json(path, orient="records", lines=True), "csv": lambda: df.to_csv(path, index=False),
+     "parquet": lambda: df.to_parquet(path)}[fmt]()
+    ds = load_dataset(_project(tmp_path, {"test": path.name}, text_column="text", id_column="id",
+                               slices=["channel", {"name": "length", "column": "text", "measure": "words",
+                                                   "bins": [5], "labels": ["short", "long"]}]))
+    test = ds.split("test")
+    assert ds.modality == "text"
+    assert ds.label_names == ("billing", "shipping")
+    assert test.inputs == [r["text"] for r in ROWS]
+    assert test.labels.tolist() == [0, 1, 0, 1]
+    assert test.ids.tolist() == ["a", "b", "c", "d"]
+    assert test.slices["channel"].tolist() == ["email", "chat", "chat", "phone"]
+    assert test.slices["length"].tolist() == ["long", "short", "long", "long"]
+
+
+def test_fingerprint_tracks_content_not_location(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    write_jsonl(tmp_path / "a" / "test.jsonl", ROWS)
+    write_jsonl(tmp_path / "b" / "test.jsonl", ROWS)
+    fa = load_dataset(_project(tmp_path, {"test": "a/test.jsonl"}, text_column="text")).split("test").fingerprint
+    fb = load_dataset(_project(tmp_path, {"test": "b/test.jsonl"}, text_column="text")).split("test").fingerprint
+    assert fa == fb
+    changed = [dict(r) for r in ROWS]
+    changed[0]["label"] = "shipping"
+    write_jsonl(tmp_path / "b" / "test.jsonl", changed)
+    fc = load_dataset(_project(tmp_path, {"test": "b/test.jsonl"}, text_column="text", labels=["billing", "shipping"])
+                      ).split("test").fingerprint
+    assert fc != fa
+
+
+def test_ood_split_may_be_unlabelled(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "test.jsonl", ROWS)
+    write_jsonl(tmp_path / "ood.jsonl", [{"text": "what is the capital of peru", "channel": "chat"}])
+    ds = load_dataset(_project(tmp_path, {"test": "test.jsonl", "ood": "ood.jsonl"}, text_column="text",
+                               slices=["channel"]))
+    assert ds.split("ood").labels.tolist() == [UNLABELED]
+    info = ds.info()
+    assert DatasetInfo.from_json(info.to_json()) == info
+    assert {s.name: s.n for s in info.splits} == {"test": 4, "ood": 1}
+
+
+def test_unknown_label_names_row_and_fix(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "test.jsonl", ROWS)
+    with pytest.raises(DataError, match=r"test.jsonl: row 2 of split 'test' has label 'shipping', which is not a known "
+                                        r"class"):
+        load_dataset(_project(tmp_path, {"test": "test.jsonl"}, text_column="text", labels=["billing", "refund"]))
+
+
+def test_missing_column_suggests(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "test.jsonl", ROWS)
+    with pytest.raises(DataError, match=r"column 'txt' \(data.text_column\) is not in the file \(did you mean 'text'"):
+        load_dataset(_project(tmp_path, {"test": "test.jsonl"}, text_column="txt"))
+
+
+def test_duplicate_ids_rejected(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "test.jsonl", [ROWS[0], ROWS[0]])
+    with pytest.raises(DataError, match=r"id 'a' appears twice"):
+        load_dataset(_project(tmp_path, {"test": "test.jsonl"}, text_column="text", id_column="id"))
+
+
+def test_npz_and_image_folder(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 1, 4, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    np.savez(tmp_path / "test.npz", x=x, y=y, ink=x.mean(axis=(1, 2, 3)))
+    ds = load_dataset(_project(tmp_path, {"test": "test.npz"}, labels=["zero", "one", "two"],
+                               slices=[{"name": "ink", "column": "ink", "bins": [0.5]}]))
+    assert ds.modality == "image" and ds.split("test").inputs.shape == (6, 1, 4, 4)
+    assert ds.split("test").labels.tolist() == y.tolist()
+    assert set(ds.split("test").slices["ink"]) <= {"<0.5", ">=0.5"}
+
+    root = tmp_path / "images"
+    for i, (img, label) in enumerate(zip(x, y, strict=True)):
+        (root / f"class{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray((img[0] * 255).astype(np.uint8)).save(root / f"class{label}" / f"{i}.png")
+    ds = load_dataset(_project(tmp_path, {"test": "images"}, grayscale=True))
+    test = ds.split("test")
+    assert ds.label_names == ("class0", "class1", "class2")
+    assert test.inputs.shape == (6, 1, 4, 4)
+    order = np.argsort([f"class{label}/{i}.png" for i, label in enumerate(y)])
+    np.testing.assert_allclose(test.inputs, (x[order] * 255).astype(np.uint8) / 255.0, atol=1e-6)
+
+
+def test_tabular_features(tabular_project: Path) -> None:
+    ds = load_dataset(load_config(tabular_project))
+    test = ds.split("test")
+    assert ds.modality == "tabular" and test.inputs.shape == (50, 4) and test.inputs.dtype == np.float32
+    assert set(test.slices) == {"region", "f0_level"}
+    assert (test.slices["f0_level"] == np.where(test.inputs[:, 0] >= 0, "high", "low")).all()

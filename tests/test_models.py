@@ -1,0 +1,209 @@
+"""Model sources: each Predictor gives the logits its framework gives, and features where exposed."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deployable.config import load_config
+from deployable.core.errors import DeployableError, ModelError
+from deployable.core.plugins import list_plugins
+from deployable.models import load_predictor, source_variant
+from deployable.models.sources import model_spec
+from deployable.models.text import tokenize
+
+TEXTS = [
+    "hi",
+    "I was charged twice for my order last week and nobody answers my emails",
+    "where is my parcel?",
+]
+
+
+def _tiny_inputs(n: int = 5) -> np.ndarray:
+    return np.random.default_rng(1).normal(size=(n, 4)).astype(np.float32)
+
+
+def _export(module: torch.nn.Module, path: Path, example: tuple, names: list[str], outputs: list[str],
+            axes: dict) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, str(path), input_names=names, output_names=outputs, dynamic_axes=axes,
+                          dynamo=False, opset_version=17)
+
+
+def test_every_model_source_is_registered() -> None:
+    assert list_plugins("model") == ["onnx", "pytorch", "sentence-transformers", "torchscript", "transformers"]
+
+
+def test_pytorch_safetensors_logits_and_features(tabular_project: Path) -> None:
+    project = load_config(tabular_project)
+    predictor = load_predictor(model_spec(project))
+    x = _tiny_inputs()
+    out = predictor.forward(x)
+    module = predictor.module
+    with torch.no_grad():
+        ref = module(torch.from_numpy(x)).numpy()
+        feats = module.body(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(out.logits, ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out.features, feats, rtol=1e-6, atol=1e-6)
+    assert out.logits.dtype == np.float32
+
+
+def test_variant_record_and_fingerprint(tabular_project: Path, tmp_path: Path) -> None:
+    project = load_config(tabular_project)
+    predictor = load_predictor(model_spec(project))
+    variant = source_variant(predictor)
+    assert variant.size_bytes > 0 and len(variant.sha256) == 64 and variant.parent is None
+    assert type(variant).from_json(variant.to_json()) == variant
+    # the same bytes in another folder are the same model
+    moved = tmp_path / "moved"
+    shutil.copytree(tabular_project.parent, moved)
+    again = load_predictor(model_spec(load_config(moved / "deployable.yaml")))
+    assert again.fingerprint == predictor.fingerprint
+    # other weights are another model
+    sd = again.module.state_dict()
+    sd["head.bias"] = sd["head.bias"] + 1
+    from safetensors.torch import save_file
+
+    save_file(sd, str(moved / "tiny.safetensors"))
+    changed = load_predictor(model_spec(load_config(moved / "deployable.yaml")))
+    assert changed.fingerprint != predictor.fingerprint
+
+
+def test_pytorch_weights_that_do_not_fit(tabular_project: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({"head.weight": torch.zeros(2, 2)}, str(tabular_project.parent / "tiny.safetensors"))
+    with pytest.raises(ModelError, match=r"weights do not fit 'tinymodel:build'"):
+        load_predictor(model_spec(load_config(tabular_project)))
+
+
+def test_torchscript_and_onnx_match_eager(tabular_project: Path, tmp_path: Path) -> None:
+    predictor = load_predictor(model_spec(load_config(tabular_project)))
+    x = _tiny_inputs(7)
+    ref = predictor.forward(x).logits
+    scripted = torch.jit.trace(predictor.module, torch.from_numpy(x))
+    scripted.save(str(tmp_path / "tiny.pt"))
+    ts = load_predictor({"type": "torchscript", "path": str(tmp_path / "tiny.pt")})
+    np.testing.assert_allclose(ts.forward(x).logits, ref, rtol=1e-5, atol=1e-6)
+
+    _export(predictor.module, tmp_path / "tiny.onnx", (torch.from_numpy(x),), ["x"], ["logits"], {"x": {0: "batch"}})
+    ox = load_predictor({"type": "onnx", "path": str(tmp_path / "tiny.onnx"), "threads": 1})
+    np.testing.assert_allclose(ox.forward(x).logits, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ox.forward(x[:1]).logits, ref[:1], rtol=1e-5, atol=1e-5)  # dynamic batch
+    assert ox.session.get_session_options().intra_op_num_threads == 1
+    ox.set_threads(2)
+    assert ox.session.get_session_options().intra_op_num_threads == 2
+
+
+def test_unreadable_onnx_is_a_model_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=r"bad.onnx: onnxruntime cannot load this model"):
+        load_predictor({"type": "onnx", "path": str(tmp_path / "bad.onnx")})
+
+
+def test_unknown_model_type_lists_valid() -> None:
+    with pytest.raises(DeployableError, match=r"unknown model 'onxx' \(did you mean 'onnx'\?\)"):
+        load_predictor({"type": "onxx"})
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Path:
+    """A randomly initialised 2-layer BERT classifier with the MiniLM tokenizer, saved as a transformers folder."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, num_labels=3, id2label={0: "billing", 1: "refund", 2: "shipping"},
+                        label2id={"billing": 0, "refund": 1, "shipping": 2})
+    BertForSequenceClassification(config).eval().save_pretrained(str(folder))
+    AutoTokenizer.from_pretrained(str(minilm_dir)).save_pretrained(str(folder))
+    return folder
+
+
+def test_transformers_folder(tiny_bert: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    predictor = load_predictor({"type": "transformers", "path": str(tiny_bert), "max_length": 64})
+    assert predictor.label_names == ("billing", "refund", "shipping")
+    out = predictor.forward(TEXTS)
+    ref_model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert)).eval()
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert))
+    with torch.no_grad():
+        # each text alone, unpadded: dynamic padding with an attention mask must not change the logits
+        ref = np.concatenate([ref_model(**tok([t], return_tensors="pt")).logits.numpy() for t in TEXTS])
+    np.testing.assert_allclose(out.logits, ref, atol=1e-5)
+    assert out.features.shape == (3, 32)
+
+
+def test_dynamic_padding_pads_to_longest_in_batch(minilm_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir))
+    enc = tokenize(tok, ["hi", "where is my parcel"], max_length=128)
+    longest = max(len(tok(t)["input_ids"]) for t in ["hi", "where is my parcel"])
+    assert enc["input_ids"].shape == (2, longest) and longest < 128
+    assert tokenize(tok, ["word " * 500], max_length=128)["input_ids"].shape == (1, 128)
+
+
+def test_onnx_text_graph_with_tokenizer(tiny_bert: Path, tmp_path: Path) -> None:
+    predictor = load_predictor({"type": "transformers", "path": str(tiny_bert), "max_length": 64})
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self, model: torch.nn.Module):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).logits
+
+    from transformers import AutoModelForSequenceClassification
+
+    eager = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), attn_implementation="eager").eval()
+    enc = tokenize(predictor.tokenizer, TEXTS, 64, framework="pt")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    _export(Wrapped(eager), tmp_path / "bert.onnx", tuple(enc[n] for n in names), names, ["logits"], axes)
+    ox = load_predictor({"type": "onnx", "path": str(tmp_path / "bert.onnx"), "tokenizer": str(tiny_bert),
+                         "max_length": 64})
+    np.testing.assert_allclose(ox.forward(TEXTS).logits, predictor.forward(TEXTS).logits, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_sentence_encoder_matches_sentence_transformers(minilm_dir: Path, tmp_path: Path) -> None:
+    """Our transformers-only encoder gives the embeddings sentence-transformers gives for the same folder."""
+    import json
+
+    from safetensors.numpy import save_file
+    from sentence_transformers import SentenceTransformer
+
+    rng = np.random.default_rng(0)
+    head = {"weight": rng.normal(size=(3, 384)).astype(np.float32), "bias": np.zeros(3, np.float32)}
+    save_file(head, str(tmp_path / "head.safetensors"), metadata={"labels": json.dumps(["a", "b", "c"])})
+    predictor = load_predictor({"type": "sentence-transformers", "encoder": str(minilm_dir),
+                                "head": str(tmp_path / "head.safetensors"), "max_length": 128})
+    out = predictor.forward(TEXTS)
+    ref = SentenceTransformer(str(minilm_dir), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    np.testing.assert_allclose(out.features, ref, atol=1e-5)
+    np.testing.assert_allclose(out.logits, ref @ head["weight"].T, atol=1e-4)
+    assert predictor.label_names == ("a", "b", "c")
+    # all-MiniLM-L6-v2 is a real pretrained model: paraphrases are closer than unrelated texts
+    e = predictor.encoder.embed_all(["I want my money back", "please refund me", "the app crashes on start"])
+    assert e[0] @ e[1] > e[0] @ e[2] + 0.1
+
+
+def test_head_of_wrong_width_is_refused(minilm_dir: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({"weight": np.zeros((2, 10), np.float32), "bias": np.zeros(2, np.float32)},
+              str(tmp_path / "head.safetensors"))
+    with pytest.raises(ModelError, match=r"the head expects 10 features but the encoder gives 384"):
+        load_predictor({"type": "sentence-transformers", "encoder": str(minilm_dir),
+                        "head": str(tmp_path / "head.safetensors")})
