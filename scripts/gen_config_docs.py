@@ -81,8 +81,12 @@ def render() -> str:
     _section("`data`", c.DataConfig, "data", lines)
     _section("`data.slices` entries that bin a column", c.BinnedSlice, "data.slices", lines)
     _section("`targets` entries", c.TargetConfig, "targets", lines)
-    lines += ["Built-in targets:", "", "| name | threads | batch sizes | memory budget MB | price per hour |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += [
+        "Built-in targets:",
+        "",
+        "| name | threads | batch sizes | memory budget MB | price per hour |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, t in BUILTIN_TARGETS.items():
         threads = t["threads"] or "all cores"
         lines.append(f"| `{name}` | {threads} | {t['batch_sizes']} | {t['memory_budget_mb']} | {t['price_per_hour']} |")

@@ -8,19 +8,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import write_jsonl
 from deployable.config import load_config
 from deployable.core.errors import DataError
 from deployable.core.records import DatasetInfo
 from deployable.data import load_dataset
 from deployable.data.dataset import UNLABELED
 
-from conftest import write_jsonl
-
 ROWS = [
     {"id": "a", "text": "my card was charged twice", "label": "billing", "channel": "email"},
     {"id": "b", "text": "where is my parcel", "label": "shipping", "channel": "chat"},
-    {"id": "c", "text": "refund please, the lamp arrived broken and I want my money back", "label": "billing",
-     "channel": "chat"},
+    {
+        "id": "c",
+        "text": "refund please, the lamp arrived broken and I want my money back",
+        "label": "billing",
+        "channel": "chat",
+    },
     {"id": "d", "text": "tracking has not moved in a week", "label": "shipping", "channel": "phone"},
 ]
 
@@ -35,11 +38,23 @@ def _project(tmp_path: Path, splits: dict[str, str], **data) -> object:
 def test_table_formats_agree(tmp_path: Path, fmt: str) -> None:
     df = pd.DataFrame(ROWS)
     path = tmp_path / f"test.{fmt}"
-    {"jsonl": lambda: df.to_json(path, orient="records", lines=True), "csv": lambda: df.to_csv(path, index=False),
-     "parquet": lambda: df.to_parquet(path)}[fmt]()
-    ds = load_dataset(_project(tmp_path, {"test": path.name}, text_column="text", id_column="id",
-                               slices=["channel", {"name": "length", "column": "text", "measure": "words",
-                                                   "bins": [5], "labels": ["short", "long"]}]))
+    {
+        "jsonl": lambda: df.to_json(path, orient="records", lines=True),
+        "csv": lambda: df.to_csv(path, index=False),
+        "parquet": lambda: df.to_parquet(path),
+    }[fmt]()
+    ds = load_dataset(
+        _project(
+            tmp_path,
+            {"test": path.name},
+            text_column="text",
+            id_column="id",
+            slices=[
+                "channel",
+                {"name": "length", "column": "text", "measure": "words", "bins": [5], "labels": ["short", "long"]},
+            ],
+        )
+    )
     test = ds.split("test")
     assert ds.modality == "text"
     assert ds.label_names == ("billing", "shipping")
@@ -61,16 +76,20 @@ def test_fingerprint_tracks_content_not_location(tmp_path: Path) -> None:
     changed = [dict(r) for r in ROWS]
     changed[0]["label"] = "shipping"
     write_jsonl(tmp_path / "b" / "test.jsonl", changed)
-    fc = load_dataset(_project(tmp_path, {"test": "b/test.jsonl"}, text_column="text", labels=["billing", "shipping"])
-                      ).split("test").fingerprint
+    fc = (
+        load_dataset(_project(tmp_path, {"test": "b/test.jsonl"}, text_column="text", labels=["billing", "shipping"]))
+        .split("test")
+        .fingerprint
+    )
     assert fc != fa
 
 
 def test_ood_split_may_be_unlabelled(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "test.jsonl", ROWS)
     write_jsonl(tmp_path / "ood.jsonl", [{"text": "what is the capital of peru", "channel": "chat"}])
-    ds = load_dataset(_project(tmp_path, {"test": "test.jsonl", "ood": "ood.jsonl"}, text_column="text",
-                               slices=["channel"]))
+    ds = load_dataset(
+        _project(tmp_path, {"test": "test.jsonl", "ood": "ood.jsonl"}, text_column="text", slices=["channel"])
+    )
     assert ds.split("ood").labels.tolist() == [UNLABELED]
     info = ds.info()
     assert DatasetInfo.from_json(info.to_json()) == info
@@ -79,8 +98,11 @@ def test_ood_split_may_be_unlabelled(tmp_path: Path) -> None:
 
 def test_unknown_label_names_row_and_fix(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "test.jsonl", ROWS)
-    with pytest.raises(DataError, match=r"test.jsonl: row 2 of split 'test' has label 'shipping', which is not a known "
-                                        r"class"):
+    with pytest.raises(
+        DataError,
+        match=r"test.jsonl: row 2 of split 'test' has label 'shipping', which is not a known "
+        r"class",
+    ):
         load_dataset(_project(tmp_path, {"test": "test.jsonl"}, text_column="text", labels=["billing", "refund"]))
 
 
@@ -103,8 +125,14 @@ def test_npz_and_image_folder(tmp_path: Path) -> None:
     x = rng.random((6, 1, 4, 4)).astype(np.float32)
     y = np.array([0, 1, 2, 0, 1, 2])
     np.savez(tmp_path / "test.npz", x=x, y=y, ink=x.mean(axis=(1, 2, 3)))
-    ds = load_dataset(_project(tmp_path, {"test": "test.npz"}, labels=["zero", "one", "two"],
-                               slices=[{"name": "ink", "column": "ink", "bins": [0.5]}]))
+    ds = load_dataset(
+        _project(
+            tmp_path,
+            {"test": "test.npz"},
+            labels=["zero", "one", "two"],
+            slices=[{"name": "ink", "column": "ink", "bins": [0.5]}],
+        )
+    )
     assert ds.modality == "image" and ds.split("test").inputs.shape == (6, 1, 4, 4)
     assert ds.split("test").labels.tolist() == y.tolist()
     assert set(ds.split("test").slices["ink"]) <= {"<0.5", ">=0.5"}

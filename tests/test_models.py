@@ -28,12 +28,21 @@ def _tiny_inputs(n: int = 5) -> np.ndarray:
     return np.random.default_rng(1).normal(size=(n, 4)).astype(np.float32)
 
 
-def _export(module: torch.nn.Module, path: Path, example: tuple, names: list[str], outputs: list[str],
-            axes: dict) -> None:
+def _export(
+    module: torch.nn.Module, path: Path, example: tuple, names: list[str], outputs: list[str], axes: dict
+) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, example, str(path), input_names=names, output_names=outputs, dynamic_axes=axes,
-                          dynamo=False, opset_version=17)
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            input_names=names,
+            output_names=outputs,
+            dynamic_axes=axes,
+            dynamo=False,
+            opset_version=17,
+        )
 
 
 def test_every_model_source_is_registered() -> None:
@@ -119,9 +128,16 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory, minilm_dir: Path) -> Pat
 
     folder = tmp_path_factory.mktemp("tiny-bert")
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, num_labels=3, id2label={0: "billing", 1: "refund", 2: "shipping"},
-                        label2id={"billing": 0, "refund": 1, "shipping": 2})
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+        id2label={0: "billing", 1: "refund", 2: "shipping"},
+        label2id={"billing": 0, "refund": 1, "shipping": 2},
+    )
     BertForSequenceClassification(config).eval().save_pretrained(str(folder))
     AutoTokenizer.from_pretrained(str(minilm_dir)).save_pretrained(str(folder))
     return folder
@@ -161,8 +177,7 @@ def test_onnx_text_graph_with_tokenizer(tiny_bert: Path, tmp_path: Path) -> None
             self.model = model
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).logits
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
 
     from transformers import AutoModelForSequenceClassification
 
@@ -171,8 +186,9 @@ def test_onnx_text_graph_with_tokenizer(tiny_bert: Path, tmp_path: Path) -> None
     names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {n: {0: "batch", 1: "sequence"} for n in names}
     _export(Wrapped(eager), tmp_path / "bert.onnx", tuple(enc[n] for n in names), names, ["logits"], axes)
-    ox = load_predictor({"type": "onnx", "path": str(tmp_path / "bert.onnx"), "tokenizer": str(tiny_bert),
-                         "max_length": 64})
+    ox = load_predictor(
+        {"type": "onnx", "path": str(tmp_path / "bert.onnx"), "tokenizer": str(tiny_bert), "max_length": 64}
+    )
     np.testing.assert_allclose(ox.forward(TEXTS).logits, predictor.forward(TEXTS).logits, atol=1e-4)
 
 
@@ -187,8 +203,14 @@ def test_sentence_encoder_matches_sentence_transformers(minilm_dir: Path, tmp_pa
     rng = np.random.default_rng(0)
     head = {"weight": rng.normal(size=(3, 384)).astype(np.float32), "bias": np.zeros(3, np.float32)}
     save_file(head, str(tmp_path / "head.safetensors"), metadata={"labels": json.dumps(["a", "b", "c"])})
-    predictor = load_predictor({"type": "sentence-transformers", "encoder": str(minilm_dir),
-                                "head": str(tmp_path / "head.safetensors"), "max_length": 128})
+    predictor = load_predictor(
+        {
+            "type": "sentence-transformers",
+            "encoder": str(minilm_dir),
+            "head": str(tmp_path / "head.safetensors"),
+            "max_length": 128,
+        }
+    )
     out = predictor.forward(TEXTS)
     ref = SentenceTransformer(str(minilm_dir), device="cpu").encode(TEXTS, convert_to_numpy=True)
     np.testing.assert_allclose(out.features, ref, atol=1e-5)
@@ -202,8 +224,10 @@ def test_sentence_encoder_matches_sentence_transformers(minilm_dir: Path, tmp_pa
 def test_head_of_wrong_width_is_refused(minilm_dir: Path, tmp_path: Path) -> None:
     from safetensors.numpy import save_file
 
-    save_file({"weight": np.zeros((2, 10), np.float32), "bias": np.zeros(2, np.float32)},
-              str(tmp_path / "head.safetensors"))
+    save_file(
+        {"weight": np.zeros((2, 10), np.float32), "bias": np.zeros(2, np.float32)}, str(tmp_path / "head.safetensors")
+    )
     with pytest.raises(ModelError, match=r"the head expects 10 features but the encoder gives 384"):
-        load_predictor({"type": "sentence-transformers", "encoder": str(minilm_dir),
-                        "head": str(tmp_path / "head.safetensors")})
+        load_predictor(
+            {"type": "sentence-transformers", "encoder": str(minilm_dir), "head": str(tmp_path / "head.safetensors")}
+        )

@@ -25,11 +25,11 @@ def main(epochs: int = 40, seed: int = 0) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
     best, best_state = -1.0, None
     gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
+    for _epoch in range(epochs):
         model.train()
         order = torch.randperm(len(xtr), generator=gen)
         for i in range(0, len(order), 64):
-            b = order[i:i + 64]
+            b = order[i : i + 64]
             loss = torch.nn.functional.cross_entropy(model(xtr[b]), ytr[b])
             opt.zero_grad()
             loss.backward()

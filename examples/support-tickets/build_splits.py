@@ -31,7 +31,8 @@ def main(seed: int = 13) -> None:
             if line.strip():
                 row = json.loads(line)
                 groups[(path.stem, row["channel"])].append(
-                    {"id": _id(row["text"]), "text": row["text"], "label": path.stem, "channel": row["channel"]})
+                    {"id": _id(row["text"]), "text": row["text"], "label": path.stem, "channel": row["channel"]}
+                )
     splits: dict[str, list[dict]] = {name: [] for name in FRACTIONS}
     for key in sorted(groups):
         rows = groups[key]
@@ -39,10 +40,13 @@ def main(seed: int = 13) -> None:
         n_train = round(len(rows) * FRACTIONS["train"])
         n_val = round(len(rows) * FRACTIONS["validation"])
         splits["train"] += rows[:n_train]
-        splits["validation"] += rows[n_train:n_train + n_val]
-        splits["test"] += rows[n_train + n_val:]
-    ood = [json.loads(line) for line in (HERE / "raw" / "ood.jsonl").read_text(encoding="utf-8").splitlines()
-           if line.strip()]
+        splits["validation"] += rows[n_train : n_train + n_val]
+        splits["test"] += rows[n_train + n_val :]
+    ood = [
+        json.loads(line)
+        for line in (HERE / "raw" / "ood.jsonl").read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
     splits["ood"] = [{"id": _id(r["text"]), "text": r["text"], "channel": r["channel"]} for r in ood]
     out = HERE / "data"
     out.mkdir(exist_ok=True)

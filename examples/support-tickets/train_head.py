@@ -47,8 +47,11 @@ def main(out: str = "head.safetensors", exclude_channel: str | None = None) -> N
     tensors = {"weight": clf.coef_[order].astype(np.float32), "bias": clf.intercept_[order].astype(np.float32)}
     target = HERE / out
     tmp = target.with_name(f".{target.name}.tmp")
-    save_file(tensors, str(tmp), metadata={"labels": json.dumps(labels), "encoder": ENCODER,
-                                           "validation_accuracy": f"{acc:.4f}"})
+    save_file(
+        tensors,
+        str(tmp),
+        metadata={"labels": json.dumps(labels), "encoder": ENCODER, "validation_accuracy": f"{acc:.4f}"},
+    )
     tmp.replace(target)
     print(f"saved {target.name} (validation accuracy {acc:.3f})")
 

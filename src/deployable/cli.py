@@ -13,8 +13,12 @@ from rich.table import Table
 
 from deployable.core.errors import DeployableError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Decide, with evidence, which version of a model may ship, to which hardware.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Decide, with evidence, which version of a model may ship, to which hardware.",
+)
 console = Console(stderr=True)
 out_console = Console()
 
@@ -27,24 +31,27 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks f
 
 
 def _summary(result: Any, out: Path | None) -> None:
-    table = Table(title=f"{result.name}: {result.dataset.name} · test n={result.evaluations[0].quality.n}")
-    for col in ("variant", "accuracy", "macro-F1", "ECE", "ECE (T-scaled)"):
+    table = Table(title=f"{result.name} · {result.evaluations[0].split} split, n={result.evaluations[0].quality.n}")
+    for col in ("variant", "accuracy", "macro-F1", "ECE", "ECE after T"):
         table.add_column(col, justify="right" if col != "variant" else "left")
-    targets = [e.target for e in result.evaluations[0].efficiency]
-    for t in targets:
-        table.add_column(f"{t} p50 ms", justify="right")
+    for eff in result.evaluations[0].efficiency:
+        for lat in eff.latency:
+            table.add_column(f"{eff.target}\nbatch {lat.batch_size} p50", justify="right")
     for ev in result.evaluations:
         q, c = ev.quality, ev.calibration
         row = [ev.variant, f"{q.accuracy:.1%}", f"{q.macro_f1:.3f}", f"{c.ece:.3f}", f"{c.ece_after_temperature:.3f}"]
-        for eff in ev.efficiency:
-            row.append(", ".join(f"{lat.p50_ms:.1f} (bs {lat.batch_size})" for lat in eff.latency))
+        row += [f"{lat.p50_ms:.1f} ms" for eff in ev.efficiency for lat in eff.latency]
         table.add_row(*row)
     out_console.print(table)
     worst = sorted(result.evaluations[0].slices, key=lambda s: s.accuracy.value)[:3]
     if worst:
-        out_console.print("weakest slices: " + "; ".join(
-            f"{s.column}={s.value} {s.accuracy.value:.1%} [{s.accuracy.low:.1%}, {s.accuracy.high:.1%}] n={s.n}"
-            for s in worst))
+        out_console.print(
+            "weakest slices: "
+            + "; ".join(
+                f"{s.column}={s.value} {s.accuracy.value:.1%} [{s.accuracy.low:.1%}, {s.accuracy.high:.1%}] n={s.n}"
+                for s in worst
+            )
+        )
     if out is not None:
         out_console.print(f"wrote {out}/results.json, {out}/report.html, {out}/predictions/")
 
@@ -86,9 +93,13 @@ def evaluate(
     if validation is not None:
         splits["validation"] = str(validation)
     split_list = lambda s: [p.strip() for p in s.split(",") if p.strip()] if s else None  # noqa: E731
-    options: dict[str, Any] = {"text_column": text_column, "feature_columns": split_list(feature_columns),
-                               "label_column": label_column, "labels": split_list(labels),
-                               "slices": split_list(slices) or []}
+    options: dict[str, Any] = {
+        "text_column": text_column,
+        "feature_columns": split_list(feature_columns),
+        "label_column": label_column,
+        "labels": split_list(labels),
+        "slices": split_list(slices) or [],
+    }
     if tokenizer is not None:
         options["tokenizer"] = str(tokenizer)
     if target:
@@ -129,8 +140,12 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         if "--debug" in args:
             raise
-        console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the "
-                      "traceback, and please report it)", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (rerun with --debug for the "
+            "traceback, and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
         return 3
     return 0
 

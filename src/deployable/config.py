@@ -54,8 +54,10 @@ class SentenceTransformersModel(_Strict):
 
     type: Literal["sentence-transformers"]
     encoder: str = Field(description="encoder folder, or 'package:<module>/<sub>' for one a Python package ships")
-    head: str = Field(description="safetensors file with the head: 'weight' (C, D) and 'bias' (C,), optionally "
-                      "'hidden.weight'/'hidden.bias' for one hidden ReLU layer")
+    head: str = Field(
+        description="safetensors file with the head: 'weight' (C, D) and 'bias' (C,), optionally "
+        "'hidden.weight'/'hidden.bias' for one hidden ReLU layer"
+    )
     max_length: int = Field(128, ge=1, description="longest tokenized input; batches pad to their longest input")
 
 
@@ -67,7 +69,8 @@ class PyTorchModel(_Strict):
     weights: str = Field(description="safetensors file with the state dict")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the factory")
     feature_layer: str | None = Field(
-        None, description="module whose input is the penultimate feature; default: the last nn.Linear")
+        None, description="module whose input is the penultimate feature; default: the last nn.Linear"
+    )
 
 
 class TorchScriptModel(_Strict):
@@ -85,7 +88,8 @@ class OnnxModel(_Strict):
     tokenizer: str | None = Field(None, description="tokenizer folder for text models (input_ids/attention_mask)")
     max_length: int = Field(256, ge=1, description="longest tokenized input (text models)")
     pooling: Literal["none", "mean", "cls"] = Field(
-        "none", description="for encoder-only ONNX graphs: pool the token embeddings before 'head'")
+        "none", description="for encoder-only ONNX graphs: pool the token embeddings before 'head'"
+    )
     head: str | None = Field(None, description="safetensors head applied after pooling (encoder-only graphs)")
 
 
@@ -106,7 +110,8 @@ class BinnedSlice(_Strict):
     name: str = Field(description="slice column name in reports")
     column: str = Field(description="column to bin (the text column, for words/chars)")
     measure: Literal["value", "words", "chars"] = Field(
-        "value", description="bin the value itself, or the number of words / characters of a text column")
+        "value", description="bin the value itself, or the number of words / characters of a text column"
+    )
     bins: list[float] = Field(description="inner edges, ascending; values below the first go to the first bin")
     labels: list[str] | None = Field(None, description="one label per bin (len(bins) + 1); default: ranges")
 
@@ -123,20 +128,26 @@ class DataConfig(_Strict):
     """Where the samples are and which columns mean what."""
 
     format: Literal["auto", "jsonl", "csv", "parquet", "npz", "image-folder"] = Field(
-        "auto", description="file format; 'auto' reads it from the extension (a folder means image-folder)")
-    splits: dict[str, str] = Field(description="split name -> file or folder; needs 'test', usually 'validation', "
-                                   "'train'; 'ood' holds samples that belong to no class")
+        "auto", description="file format; 'auto' reads it from the extension (a folder means image-folder)"
+    )
+    splits: dict[str, str] = Field(
+        description="split name -> file or folder; needs 'test', usually 'validation', "
+        "'train'; 'ood' holds samples that belong to no class"
+    )
     modality: Literal["auto", "text", "image", "tabular"] = Field(
-        "auto", description="what the inputs are; 'auto' infers it from the columns or array shapes")
+        "auto", description="what the inputs are; 'auto' infers it from the columns or array shapes"
+    )
     text_column: str | None = Field(None, description="column holding the text (text data)")
     feature_columns: list[str] | None = Field(None, description="numeric feature columns (tabular data)")
     label_column: str = Field("label", description="column (or npz array 'y') holding the class")
     id_column: str | None = Field(None, description="unique sample id; default: '<split>-<row number>'")
     labels: list[str] | None = Field(None, description="class names in logit order; default: sorted train labels")
     slices: list[str | BinnedSlice] = Field(
-        default_factory=list, description="metadata columns to slice by, or binned slices")
+        default_factory=list, description="metadata columns to slice by, or binned slices"
+    )
     npz_keys: dict[str, str] = Field(
-        default_factory=lambda: {"x": "x", "y": "y"}, description="array names in .npz files (x, y, ids, slice:<c>)")
+        default_factory=lambda: {"x": "x", "y": "y"}, description="array names in .npz files (x, y, ids, slice:<c>)"
+    )
     image_size: list[int] | None = Field(None, description="[height, width] to resize images from a folder to")
     grayscale: bool = Field(False, description="read folder images as one channel")
 
@@ -158,8 +169,9 @@ class TargetConfig(_Strict):
 
     name: str = Field(description="how reports and policies refer to this target")
     threads: int = Field(1, ge=0, description="CPU threads for inference; 0 = all cores")
-    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1],
-                                                           description="batch sizes to time")
+    batch_sizes: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1], description="batch sizes to time"
+    )
     memory_budget_mb: float | None = Field(None, gt=0)
     price_per_hour: float | None = Field(None, ge=0, description="what an hour of this hardware costs, in USD")
     description: str = Field("", description="free text shown in the report")
@@ -179,7 +191,8 @@ class EvaluateConfig(_Strict):
 
     test_split: str = Field("test", description="split every metric is computed on")
     calibration_split: str | None = Field(
-        "validation", description="split the temperature is fitted on; null fits none")
+        "validation", description="split the temperature is fitted on; null fits none"
+    )
     batch_size: int = Field(32, ge=1, description="batch size of the evaluation forward passes")
     n_bins: int = Field(15, ge=2, description="reliability bins for ECE/MCE")
     n_bootstrap: int = Field(1000, ge=100, description="resamples for slice confidence intervals")
@@ -206,7 +219,8 @@ class Project(_Strict):
     data: DataConfig = Field(description="the data source")
     targets: list[str | TargetConfig] = Field(
         default_factory=lambda: ["edge-cpu", "cloud-cpu"],
-        description="built-in names (edge-cpu, cloud-cpu) or target definitions")
+        description="built-in names (edge-cpu, cloud-cpu) or target definitions",
+    )
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="how variants are evaluated")
     cache_dir: str = Field(".deployable-cache", description="prediction store and other caches")
     base_dir: str = Field("", description="set by the loader: the config's folder (relative paths resolve here)")
@@ -218,8 +232,10 @@ class Project(_Strict):
             if isinstance(t, str) and t not in BUILTIN_TARGETS:
                 hint = closest(t, BUILTIN_TARGETS)
                 extra = f" (did you mean '{hint}'?)" if hint else ""
-                raise ValueError(f"unknown built-in target '{t}'{extra}; built-ins: {', '.join(BUILTIN_TARGETS)}, "
-                                 "or define one with name/threads/batch_sizes")
+                raise ValueError(
+                    f"unknown built-in target '{t}'{extra}; built-ins: {', '.join(BUILTIN_TARGETS)}, "
+                    "or define one with name/threads/batch_sizes"
+                )
         return v
 
     def path(self, p: str) -> Path:
@@ -266,8 +282,10 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: str | Path | N
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError(f"{path}: invalid YAML{where}: {problem}", hint="fix the YAML syntax") from exc
         if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of keys at the top level, found {type(raw).__name__}",
-                              hint="start the file with 'name:', 'model:', 'data:'")
+            raise ConfigError(
+                f"{path}: expected a mapping of keys at the top level, found {type(raw).__name__}",
+                hint="start the file with 'name:', 'model:', 'data:'",
+            )
         base = Path(base_dir).resolve() if base_dir else path.resolve().parent
     raw["base_dir"] = str(base)
     try:
@@ -281,6 +299,7 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: str | Path | N
 def _explain(label: str, exc: ValidationError) -> str:
     """One line for the first validation error: key path, what was found, what to do."""
     errors = exc.errors()
+
     # in a union (str | mapping) every member reports; the deepest error is the one about what the user meant
     def weight(e: Any) -> tuple[bool, bool, int, int]:
         # a typo explains a "missing" key beside it; a mapping given where str | mapping is allowed meant the mapping
@@ -290,8 +309,16 @@ def _explain(label: str, exc: ValidationError) -> str:
     err = max(errors, key=weight)
     raw_loc = [str(p) for p in err["loc"]]
     # drop discriminator tags pydantic inserts for tagged unions (model.sentence-transformers.head -> model.head)
-    tags = {"transformers", "sentence-transformers", "pytorch", "torchscript", "onnx", "str", "TargetConfig",
-            "BinnedSlice"}
+    tags = {
+        "transformers",
+        "sentence-transformers",
+        "pytorch",
+        "torchscript",
+        "onnx",
+        "str",
+        "TargetConfig",
+        "BinnedSlice",
+    }
     loc = [p for p in raw_loc if p not in tags and not p.startswith("function-")]
     key = ".".join(loc) or "(top level)"
     kind = err["type"]
@@ -371,8 +398,11 @@ def _check_files(label: str, project: Project) -> None:
         sibling = None
         if p.parent.is_dir():
             sibling = closest(p.name, [q.name for q in p.parent.iterdir()])
-        fix = f"did you mean '{Path(value).parent / sibling}'?" if sibling else "check the path; it is relative " \
-            "to the config's folder"
+        fix = (
+            f"did you mean '{Path(value).parent / sibling}'?"
+            if sibling
+            else "check the path; it is relative to the config's folder"
+        )
         raise ConfigError(f"{label}: {key}: expected a file, but '{value}' does not exist ({fix})")
 
     m = project.model
@@ -394,9 +424,16 @@ def resolve_targets(project: Project, cpu_count: int) -> list[Any]:
     for t in project.targets:
         spec = {"name": t, **BUILTIN_TARGETS[t]} if isinstance(t, str) else t.model_dump()
         threads = spec["threads"] or cpu_count
-        out.append(Target(name=spec["name"], threads=int(threads), batch_sizes=tuple(spec["batch_sizes"]),
-                          memory_budget_mb=spec.get("memory_budget_mb"), price_per_hour=spec.get("price_per_hour"),
-                          description=spec.get("description", "")))
+        out.append(
+            Target(
+                name=spec["name"],
+                threads=int(threads),
+                batch_sizes=tuple(spec["batch_sizes"]),
+                memory_budget_mb=spec.get("memory_budget_mb"),
+                price_per_hour=spec.get("price_per_hour"),
+                description=spec.get("description", ""),
+            )
+        )
     names = [t.name for t in out]
     if len(set(names)) != len(names):
         raise ConfigError("config: targets: two targets share a name (give each target a unique name)")

@@ -20,8 +20,12 @@ from deployable.core.records import SCHEMA_VERSION, RunResult
 
 
 def _environment() -> dict[str, str]:
-    env = {"python": platform.python_version(), "platform": platform.platform(), "machine": platform.machine(),
-           "cpu_count": str(os.cpu_count() or 1)}
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": str(os.cpu_count() or 1),
+    }
     import importlib.metadata as md
 
     for pkg in ("numpy", "torch", "transformers", "onnxruntime", "scikit-learn"):
@@ -32,7 +36,7 @@ def _environment() -> dict[str, str]:
 
 @contextlib.contextmanager
 def _progress(enabled: bool) -> Iterator[Any]:
-    from deployable.evaluate.runner import Progress
+    from deployable.evaluation.runner import Progress
 
     if not enabled:
         yield Progress(None)
@@ -40,8 +44,14 @@ def _progress(enabled: bool) -> Iterator[Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.progress import Progress as RichProgress
 
-    with RichProgress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), transient=True) as bar:
+    with RichProgress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
         yield Progress(bar)
 
 
@@ -51,6 +61,9 @@ def atomic_dir(out: Path) -> Iterator[Path]:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the run folder is an ordinary folder
     try:
         yield tmp
     except BaseException:
@@ -65,8 +78,14 @@ def atomic_dir(out: Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def run(config: str | Path | dict[str, Any] | Project, out: str | Path | None = None, *, progress: bool = False,
-        use_cache: bool = True, console: Any = None) -> RunResult:
+def run(
+    config: str | Path | dict[str, Any] | Project,
+    out: str | Path | None = None,
+    *,
+    progress: bool = False,
+    use_cache: bool = True,
+    console: Any = None,
+) -> RunResult:
     """Run the pipeline for a config and (when ``out`` is given) write the run folder.
 
     Args:
@@ -80,8 +99,8 @@ def run(config: str | Path | dict[str, Any] | Project, out: str | Path | None = 
         The :class:`RunResult` record (what ``results.json`` holds).
     """
     from deployable.data import load_dataset
-    from deployable.evaluate.runner import evaluate_variant
-    from deployable.evaluate.store import PredictionStore
+    from deployable.evaluation.runner import evaluate_variant
+    from deployable.evaluation.store import PredictionStore
     from deployable.models import load_predictor, source_variant
     from deployable.models.sources import model_spec
     from deployable.prepare import run_prepare
@@ -107,14 +126,30 @@ def run(config: str | Path | dict[str, Any] | Project, out: str | Path | None = 
     def build(folder: Path | None) -> RunResult:
         t = time.perf_counter()
         with _progress(progress) as bar:
-            evaluation = evaluate_variant(variant, predictor, dataset, project.evaluate, store, targets=targets,
-                                          progress=bar, predictions_dir=folder / "predictions" if folder else None)
+            evaluation = evaluate_variant(
+                variant,
+                predictor,
+                dataset,
+                project.evaluate,
+                store,
+                targets=targets,
+                progress=bar,
+                predictions_dir=folder / "predictions" if folder else None,
+            )
         timings["evaluate"] = time.perf_counter() - t
-        return RunResult(schema_version=SCHEMA_VERSION, name=project.name,
-                         created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                         deployable_version=__version__, config=_public_config(project), dataset=dataset.info(),
-                         variants=(variant,), targets=tuple(targets), evaluations=(evaluation,),
-                         environment=_environment(), timings_s=timings)
+        return RunResult(
+            schema_version=SCHEMA_VERSION,
+            name=project.name,
+            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            deployable_version=__version__,
+            config=_public_config(project),
+            dataset=dataset.info(),
+            variants=(variant,),
+            targets=tuple(targets),
+            evaluations=(evaluation,),
+            environment=_environment(),
+            timings_s=timings,
+        )
 
     try:
         if out is None:
@@ -141,8 +176,16 @@ def _public_config(project: Project) -> dict[str, Any]:
     return data
 
 
-def evaluate(model: str | Path, data: str | Path | dict[str, str], *, out: str | Path | None = None,
-             model_type: str | None = None, name: str = "adhoc", progress: bool = False, **options: Any) -> RunResult:
+def evaluate(
+    model: str | Path,
+    data: str | Path | dict[str, str],
+    *,
+    out: str | Path | None = None,
+    model_type: str | None = None,
+    name: str = "adhoc",
+    progress: bool = False,
+    **options: Any,
+) -> RunResult:
     """Evaluate a model on data without a config file.
 
     Args:
@@ -174,5 +217,6 @@ def _guess_model_type(path: Path) -> str:
         return "torchscript"
     if path.is_dir() and (path / "config.json").is_file():
         return "transformers"
-    raise DeployableError(f"--model: cannot tell the model type of '{path}'",
-                          hint="pass --model-type transformers|onnx|torchscript")
+    raise DeployableError(
+        f"--model: cannot tell the model type of '{path}'", hint="pass --model-type transformers|onnx|torchscript"
+    )

@@ -41,12 +41,15 @@ def run_prepare(project: Project, *, log: object = None) -> list[str]:
             log.print(f"[bold]prepare[/]: {' '.join(step.run)}")  # type: ignore[attr-defined]
         proc = subprocess.run(argv, cwd=project.base_dir, check=False)
         if proc.returncode != 0:
-            raise DeployableError(f"prepare.{i}: '{' '.join(step.run)}' failed with exit code {proc.returncode}",
-                                  hint="run it by hand in the config's folder to see why")
+            raise DeployableError(
+                f"prepare.{i}: '{' '.join(step.run)}' failed with exit code {proc.returncode}",
+                hint="run it by hand in the config's folder to see why",
+            )
         missing = [o for o in step.outputs if not project.path(o).exists()]
         if missing:
-            raise DeployableError(f"prepare.{i}: '{' '.join(step.run)}' did not make {missing}",
-                                  hint="fix prepare.outputs or the command")
+            raise DeployableError(
+                f"prepare.{i}: '{' '.join(step.run)}' did not make {missing}", hint="fix prepare.outputs or the command"
+            )
         stamp = _stamp_path(project, step)
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps({"inputs": _inputs_digest(project, step)}))

@@ -50,8 +50,11 @@ def total_size(paths: Iterable[str | Path]) -> int:
 
 def _default(obj: Any) -> Any:
     if isinstance(obj, np.ndarray):
-        return {"__ndarray__": hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest(),
-                "dtype": str(obj.dtype), "shape": list(obj.shape)}
+        return {
+            "__ndarray__": hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest(),
+            "dtype": str(obj.dtype),
+            "shape": list(obj.shape),
+        }
     if isinstance(obj, (np.integer, np.floating)):
         return obj.item()
     if isinstance(obj, Path):

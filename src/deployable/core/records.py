@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -57,7 +58,7 @@ def _dump(value: Any) -> Any:
         return {str(k): _dump(v) for k, v in value.items()}
     if isinstance(value, Path):
         return value.as_posix()
-    if isinstance(value, float) and value != value:  # NaN is not JSON
+    if isinstance(value, float) and not math.isfinite(value):  # NaN and infinities are not JSON
         return None
     return value
 
@@ -146,7 +147,10 @@ class Variant(Record):
 
 @dataclass(frozen=True)
 class Target(Record):
-    """A named hardware profile: every latency, memory and cost number is measured for one of these."""
+    """A named hardware profile: every latency, memory and cost number is measured for one of these.
+
+    ``price_per_hour`` is in USD; ``threads`` is already resolved (never 0).
+    """
 
     name: str
     threads: int
@@ -172,6 +176,8 @@ class ClassMetrics(Record):
 
 @dataclass(frozen=True)
 class QualityMetrics(Record):
+    """Top-1 quality. ``confusion_matrix[i][j]`` counts samples of class i predicted as j, in ``per_class`` order."""
+
     n: int
     accuracy: float
     balanced_accuracy: float

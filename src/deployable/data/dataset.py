@@ -36,8 +36,10 @@ class Split:
     def __post_init__(self) -> None:
         n = len(self.labels)
         if len(self.inputs) != n or len(self.ids) != n:
-            raise DataError(f"{self.source}: split '{self.name}' has {len(self.inputs)} inputs, {n} labels and "
-                            f"{len(self.ids)} ids (every sample needs all three)")
+            raise DataError(
+                f"{self.source}: split '{self.name}' has {len(self.inputs)} inputs, {n} labels and "
+                f"{len(self.ids)} ids (every sample needs all three)"
+            )
         if len(set(self.ids.tolist())) != n:
             seen: set[str] = set()
             dup = next(i for i in self.ids.tolist() if i in seen or seen.add(i))  # type: ignore[func-returns-value]
@@ -56,8 +58,14 @@ class Split:
         cached = self.__dict__.get("_fingerprint")
         if cached is None:
             inputs = list(self.inputs) if isinstance(self.inputs, list) else np.ascontiguousarray(self.inputs)
-            cached = hash_json({"inputs": inputs, "labels": self.labels, "ids": self.ids.astype(str).tolist(),
-                                "slices": {k: v.astype(str).tolist() for k, v in self.slices.items()}})
+            cached = hash_json(
+                {
+                    "inputs": inputs,
+                    "labels": self.labels,
+                    "ids": self.ids.astype(str).tolist(),
+                    "slices": {k: v.astype(str).tolist() for k, v in self.slices.items()},
+                }
+            )
             object.__setattr__(self, "_fingerprint", cached)
         return cached
 
@@ -77,8 +85,10 @@ class Dataset:
 
     def split(self, name: str) -> Split:
         if name not in self.splits:
-            raise DataError(f"data.splits: the run needs a '{name}' split, which the config does not define",
-                            hint=did_you_mean(name, self.splits))
+            raise DataError(
+                f"data.splits: the run needs a '{name}' split, which the config does not define",
+                hint=did_you_mean(name, self.splits),
+            )
         return self.splits[name]
 
     @property
@@ -91,7 +101,13 @@ class Dataset:
             counts = {name: int((s.labels == i).sum()) for i, name in enumerate(self.label_names)}
             if (s.labels == UNLABELED).any():
                 counts["(unlabeled)"] = int((s.labels == UNLABELED).sum())
-            splits.append(SplitInfo(name=s.name, n=len(s), fingerprint=s.fingerprint, label_counts=counts,
-                                    source=s.source))
-        return DatasetInfo(name=self.name, modality=self.modality, label_names=self.label_names,
-                           splits=tuple(splits), slice_columns=self.slice_columns)
+            splits.append(
+                SplitInfo(name=s.name, n=len(s), fingerprint=s.fingerprint, label_counts=counts, source=s.source)
+            )
+        return DatasetInfo(
+            name=self.name,
+            modality=self.modality,
+            label_names=self.label_names,
+            splits=tuple(splits),
+            slice_columns=self.slice_columns,
+        )

@@ -31,17 +31,22 @@ def _format_of(path: Path, cfg: DataConfig, key: str) -> str:
         return "image-folder"
     fmt = _EXT.get(path.suffix.lower())
     if fmt is None:
-        raise DataError(f"{key}: cannot tell the format of '{path.name}' from its extension",
-                        hint="set data.format to one of jsonl, csv, parquet, npz, image-folder")
+        raise DataError(
+            f"{key}: cannot tell the format of '{path.name}' from its extension",
+            hint="set data.format to one of jsonl, csv, parquet, npz, image-folder",
+        )
     return fmt
 
 
 def _table(df: pd.DataFrame, path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
     """Columns of a table -> raw split fields."""
+
     def need(col: str, field: str) -> pd.Series:
         if col not in df.columns:
-            raise DataError(f"{path}: column '{col}' (data.{field}) is not in the file",
-                            hint=did_you_mean(col, [str(c) for c in df.columns]))
+            raise DataError(
+                f"{path}: column '{col}' (data.{field}) is not in the file",
+                hint=did_you_mean(col, [str(c) for c in df.columns]),
+            )
         return df[col]
 
     if cfg.text_column:
@@ -135,11 +140,11 @@ def read_image_folder(path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
         ids.append(rel.as_posix())
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
-        raise DataError(f"{path}: images have different sizes {sorted(shapes)[:3]}",
-                        hint="set data.image_size: [height, width]")
+        raise DataError(
+            f"{path}: images have different sizes {sorted(shapes)[:3]}", hint="set data.image_size: [height, width]"
+        )
     has_labels = any(label is not None for label in labels)
-    return {"inputs": np.stack(arrays), "labels": labels if has_labels else None, "ids": np.array(ids),
-            "columns": {}}
+    return {"inputs": np.stack(arrays), "labels": labels if has_labels else None, "ids": np.array(ids), "columns": {}}
 
 
 def _bin(spec: BinnedSlice, values: Any, path: Path) -> np.ndarray:
@@ -167,13 +172,19 @@ def _labels_to_index(raw: list[Any] | None, names: list[str], n: int, path: Path
             out[row] = UNLABELED
             continue
         key = str(value)
-        if key not in index and isinstance(value, (int, np.integer)) and 0 <= int(value) < len(names) \
-                and key not in names:
+        if (
+            key not in index
+            and isinstance(value, (int, np.integer))
+            and 0 <= int(value) < len(names)
+            and key not in names
+        ):
             out[row] = int(value)  # integer labels index into the label names
             continue
         if key not in index:
-            raise DataError(f"{path}: row {row + 1} of split '{split}' has label '{key}', which is not a known class",
-                            hint=f"{did_you_mean(key, names)}; or list it in data.labels")
+            raise DataError(
+                f"{path}: row {row + 1} of split '{split}' has label '{key}', which is not a known class",
+                hint=f"{did_you_mean(key, names)}; or list it in data.labels",
+            )
         out[row] = index[key]
     return out
 
@@ -188,8 +199,10 @@ def load_dataset(project: Project) -> Dataset:
         path = project.path(rel)
         key = f"data.splits.{split}"
         if not path.exists():
-            raise DataError(f"{key}: expected a file, but '{rel}' does not exist",
-                            hint="check the path; it is relative to the config's folder")
+            raise DataError(
+                f"{key}: expected a file, but '{rel}' does not exist",
+                hint="check the path; it is relative to the config's folder",
+            )
         fmt = _format_of(path, cfg, key)
         formats.add(fmt)
         reader = get_plugin("data", fmt, field="data.format")
@@ -204,8 +217,10 @@ def load_dataset(project: Project) -> Dataset:
         uniq = {v for v in pool if v is not None and not (isinstance(v, float) and np.isnan(v))}
         names = [str(v) for v in sorted(uniq, key=lambda v: (isinstance(v, str), v))]
         if not names:
-            raise DataError(f"data.label_column: no split has a '{cfg.label_column}' column with labels",
-                            hint="set data.label_column to the column holding the class")
+            raise DataError(
+                f"data.label_column: no split has a '{cfg.label_column}' column with labels",
+                hint="set data.label_column to the column holding the class",
+            )
 
     first = next(iter(raw.values()))["inputs"]
     if cfg.modality != "auto":
@@ -223,8 +238,10 @@ def load_dataset(project: Project) -> Dataset:
         labels = _labels_to_index(r["labels"], names, n, path, split)
         if split != "ood" and (labels == UNLABELED).any():
             row = int(np.flatnonzero(labels == UNLABELED)[0])
-            raise DataError(f"{path}: row {row + 1} of split '{split}' has no '{cfg.label_column}' "
-                            "(every sample outside the 'ood' split needs a label)")
+            raise DataError(
+                f"{path}: row {row + 1} of split '{split}' has no '{cfg.label_column}' "
+                "(every sample outside the 'ood' split needs a label)"
+            )
         ids = r["ids"] if r["ids"] is not None else np.array([f"{split}-{i}" for i in range(n)])
         slices: dict[str, np.ndarray] = {}
         for s in cfg.slices:
@@ -232,17 +249,27 @@ def load_dataset(project: Project) -> Dataset:
                 if s in r["columns"]:
                     slices[s] = np.asarray(r["columns"][s]).astype(str)
                 elif split != "ood":
-                    raise DataError(f"{path}: slice column '{s}' (data.slices) is not in the file",
-                                    hint="remove it from data.slices or add the column")
+                    raise DataError(
+                        f"{path}: slice column '{s}' (data.slices) is not in the file",
+                        hint="remove it from data.slices or add the column",
+                    )
             else:
-                source_col = r["inputs"] if (s.column == cfg.text_column and modality == "text") else \
-                    r["columns"].get(s.column)
+                source_col = (
+                    r["inputs"] if (s.column == cfg.text_column and modality == "text") else r["columns"].get(s.column)
+                )
                 if source_col is None:
                     if split == "ood":
                         continue
                     raise DataError(f"{path}: slice '{s.name}' needs column '{s.column}', which is not in the file")
                 slices[s.name] = _bin(s, source_col, path)
-        splits[split] = Split(name=split, inputs=r["inputs"], labels=labels, ids=np.asarray(ids).astype(str),
-                              slices=slices, source=str(path))
-    return Dataset(name=project.name, modality=modality, label_names=tuple(names), splits=splits,
-                   slice_columns=slice_columns)
+        splits[split] = Split(
+            name=split,
+            inputs=r["inputs"],
+            labels=labels,
+            ids=np.asarray(ids).astype(str),
+            slices=slices,
+            source=str(path),
+        )
+    return Dataset(
+        name=project.name, modality=modality, label_names=tuple(names), splits=splits, slice_columns=slice_columns
+    )

@@ -21,11 +21,25 @@ class OnnxPredictor(Predictor):
     Encoder-only graphs (``pooling`` + ``head``) output token states that are pooled and sent through the head.
     """
 
-    def __init__(self, path: Path, *, tokenizer: Path | None = None, max_length: int = 256, pooling: str = "none",
-                 head: Path | None = None, threads: int = 0):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        tokenizer: Path | None = None,
+        max_length: int = 256,
+        pooling: str = "none",
+        head: Path | None = None,
+        threads: int = 0,
+    ):
         self.ort = require("onnxruntime", feature="ONNX models")
-        self.spec = {"type": "onnx", "path": str(path), "tokenizer": str(tokenizer) if tokenizer else None,
-                     "max_length": max_length, "pooling": pooling, "head": str(head) if head else None}
+        self.spec = {
+            "type": "onnx",
+            "path": str(path),
+            "tokenizer": str(tokenizer) if tokenizer else None,
+            "max_length": max_length,
+            "pooling": pooling,
+            "head": str(head) if head else None,
+        }
         self.path = path
         self.files = tuple(p for p in (path, head) if p is not None)
         self.max_length = max_length
@@ -45,8 +59,9 @@ class OnnxPredictor(Predictor):
         opts.inter_op_num_threads = 1
         opts.execution_mode = self.ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            self.session = self.ort.InferenceSession(str(self.path), sess_options=opts,
-                                                     providers=["CPUExecutionProvider"])
+            self.session = self.ort.InferenceSession(
+                str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{self.path}: onnxruntime cannot load this model ({str(exc).splitlines()[0]})") from exc
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -54,8 +69,10 @@ class OnnxPredictor(Predictor):
         self.logits_name = "logits" if "logits" in outputs else outputs[0]
         self.output_names = [self.logits_name] + (["features"] if "features" in outputs else [])
         if self.tokenizer is None and len(self.input_names) != 1:
-            raise ModelError(f"{self.path}: the graph has inputs {self.input_names}; text graphs need "
-                             "model.tokenizer, others need exactly one input")
+            raise ModelError(
+                f"{self.path}: the graph has inputs {self.input_names}; text graphs need "
+                "model.tokenizer, others need exactly one input"
+            )
 
     def set_threads(self, n: int) -> None:
         self._open(n)

@@ -17,12 +17,14 @@ from deployable.models.base import Predictor
 def resolve_model_path(value: str, base_dir: Path) -> Path:
     """A path from the config; 'package:<module>/<sub/path>' points inside an installed Python package."""
     if value.startswith("package:"):
-        ref = value[len("package:"):]
+        ref = value[len("package:") :]
         module, _, sub = ref.partition("/")
         spec = importlib.util.find_spec(module)
         if spec is None or not spec.submodule_search_locations:
-            raise ModelError(f"model: Python package '{module}' is not installed (from '{value}')",
-                             hint=f"pip install {module.replace('_', '-')}")
+            raise ModelError(
+                f"model: Python package '{module}' is not installed (from '{value}')",
+                hint=f"pip install {module.replace('_', '-')}",
+            )
         path = Path(next(iter(spec.submodule_search_locations))) / sub
     else:
         path = Path(value).expanduser()
@@ -50,8 +52,13 @@ def _sentence(spec: dict[str, Any]) -> Predictor:
 def _pytorch(spec: dict[str, Any]) -> Predictor:
     from deployable.models.torch_models import ModulePredictor
 
-    return ModulePredictor(spec["factory"], Path(spec["weights"]), kwargs=spec.get("kwargs"),
-                           feature_layer=spec.get("feature_layer"), base_dir=Path(spec["base_dir"]))
+    return ModulePredictor(
+        spec["factory"],
+        Path(spec["weights"]),
+        kwargs=spec.get("kwargs"),
+        feature_layer=spec.get("feature_layer"),
+        base_dir=Path(spec["base_dir"]),
+    )
 
 
 @register("model", "torchscript")
@@ -67,9 +74,14 @@ def _onnx(spec: dict[str, Any]) -> Predictor:
 
     tok = spec.get("tokenizer")
     head = spec.get("head")
-    return OnnxPredictor(Path(spec["path"]), tokenizer=Path(tok) if tok else None,
-                         max_length=spec.get("max_length", 256), pooling=spec.get("pooling", "none"),
-                         head=Path(head) if head else None, threads=spec.get("threads", 0))
+    return OnnxPredictor(
+        Path(spec["path"]),
+        tokenizer=Path(tok) if tok else None,
+        max_length=spec.get("max_length", 256),
+        pooling=spec.get("pooling", "none"),
+        head=Path(head) if head else None,
+        threads=spec.get("threads", 0),
+    )
 
 
 _PATH_KEYS = ("path", "encoder", "head", "weights", "tokenizer")
@@ -95,6 +107,13 @@ def load_predictor(spec: dict[str, Any]) -> Predictor:
 
 def source_variant(predictor: Predictor, name: str = "source") -> Variant:
     """The record of the model as the user gave it: the root of every variant's lineage."""
-    return Variant(name=name, kind=predictor.spec["type"], files=tuple(str(f) for f in predictor.files),
-                   sha256=sha256_files(predictor.files), size_bytes=total_size(predictor.files),
-                   spec=dict(predictor.spec), parent=None, recipe={"recipe": "source"})
+    return Variant(
+        name=name,
+        kind=predictor.spec["type"],
+        files=tuple(str(f) for f in predictor.files),
+        sha256=sha256_files(predictor.files),
+        size_bytes=total_size(predictor.files),
+        spec=dict(predictor.spec),
+        parent=None,
+        recipe={"recipe": "source"},
+    )

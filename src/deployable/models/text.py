@@ -12,19 +12,29 @@ from deployable.core._imports import require
 from deployable.core.errors import ModelError
 
 
-def load_tokenizer(folder: Path) -> Any:
+def quiet_transformers() -> Any:
+    """transformers, with its per-load progress bars off (deployable shows its own progress)."""
     transformers = require("transformers", feature="text models")
+    transformers.utils.logging.disable_progress_bar()
+    return transformers
+
+
+def load_tokenizer(folder: Path) -> Any:
+    transformers = quiet_transformers()
     try:
         return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{folder}: no usable tokenizer in this folder ({exc})",
-                         hint="point to a folder with tokenizer.json or vocab files") from exc
+        raise ModelError(
+            f"{folder}: no usable tokenizer in this folder ({exc})",
+            hint="point to a folder with tokenizer.json or vocab files",
+        ) from exc
 
 
 def tokenize(tokenizer: Any, texts: list[str], max_length: int, *, framework: str = "np") -> dict[str, Any]:
     """Pad to the longest text in the batch (not to ``max_length``), truncating longer ones."""
-    return dict(tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length,
-                          return_tensors=framework))
+    return dict(
+        tokenizer(list(texts), padding="longest", truncation=True, max_length=max_length, return_tensors=framework)
+    )
 
 
 def pooling_config(encoder: Path) -> dict[str, Any]:

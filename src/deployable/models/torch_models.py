@@ -12,7 +12,7 @@ import numpy as np
 from deployable.core._imports import require
 from deployable.core.errors import ModelError
 from deployable.models.base import ForwardOutput, Predictor, as_float_batch
-from deployable.models.text import load_tokenizer, pooling_config, read_head, tokenize
+from deployable.models.text import load_tokenizer, pooling_config, quiet_transformers, read_head, tokenize
 
 
 class _TorchPredictor(Predictor):
@@ -45,7 +45,7 @@ class TransformersPredictor(_TorchPredictor):
 
     def __init__(self, path: Path, *, max_length: int = 256):
         torch = require("torch", feature="transformers models")
-        transformers = require("transformers", feature="transformers models")
+        transformers = quiet_transformers()
         self.torch = torch
         self.spec = {"type": "transformers", "path": str(path), "max_length": max_length}
         self.files = (path,)
@@ -53,7 +53,8 @@ class TransformersPredictor(_TorchPredictor):
         self.tokenizer = load_tokenizer(path)
         try:
             self.module = transformers.AutoModelForSequenceClassification.from_pretrained(
-                str(path), local_files_only=True).eval()
+                str(path), local_files_only=True
+            ).eval()
         except (OSError, ValueError) as exc:
             raise ModelError(f"{path}: cannot load a sequence-classification model ({exc})") from exc
         id2label = getattr(self.module.config, "id2label", None) or {}
@@ -79,7 +80,7 @@ class SentenceEncoder:
 
     def __init__(self, folder: Path, *, max_length: int = 128):
         self.torch = require("torch", feature="sentence-transformers models")
-        transformers = require("transformers", feature="sentence-transformers models")
+        transformers = quiet_transformers()
         self.folder = folder
         self.max_length = max_length
         self.tokenizer = load_tokenizer(folder)
@@ -99,7 +100,7 @@ class SentenceEncoder:
 
     def embed_all(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
         """Embeddings (N, H) float32 in input order, batched by length to keep padding small."""
-        from deployable.evaluate.batching import iter_batches
+        from deployable.evaluation.batching import iter_batches
 
         out = np.empty((len(texts), self.dim), np.float32)
         for index, batch in iter_batches(list(texts), batch_size):
@@ -111,8 +112,12 @@ class SentenceEncoderPredictor(_TorchPredictor):
     """A sentence encoder plus a safetensors classification head; the embedding is the penultimate feature."""
 
     def __init__(self, encoder: Path, head: Path, *, max_length: int = 128):
-        self.spec = {"type": "sentence-transformers", "encoder": str(encoder), "head": str(head),
-                     "max_length": max_length}
+        self.spec = {
+            "type": "sentence-transformers",
+            "encoder": str(encoder),
+            "head": str(head),
+            "max_length": max_length,
+        }
         self.files = (encoder, head)
         self.encoder = SentenceEncoder(encoder, max_length=max_length)
         self.torch = self.encoder.torch
@@ -120,8 +125,10 @@ class SentenceEncoderPredictor(_TorchPredictor):
         tensors, self.label_names = read_head(head)
         self.head = build_head_module(self.torch, tensors)
         if self.head[0].in_features != self.encoder.dim:
-            raise ModelError(f"{head}: the head expects {self.head[0].in_features} features but the encoder gives "
-                             f"{self.encoder.dim} (train the head on this encoder's embeddings)")
+            raise ModelError(
+                f"{head}: the head expects {self.head[0].in_features} features but the encoder gives "
+                f"{self.encoder.dim} (train the head on this encoder's embeddings)"
+            )
 
     def forward(self, batch: Any) -> ForwardOutput:
         emb = self.encoder.embed(batch)
@@ -159,16 +166,20 @@ def build_head_module(torch: Any, tensors: dict[str, np.ndarray]) -> Any:
 def import_factory(ref: str, base_dir: Path) -> Any:
     """Resolve 'package.module:callable', with the config's folder importable."""
     if ":" not in ref:
-        raise ModelError(f"model.factory: expected 'module:callable', found '{ref}'",
-                         hint="for example 'model:SmallCNN' for SmallCNN in model.py next to the config")
+        raise ModelError(
+            f"model.factory: expected 'module:callable', found '{ref}'",
+            hint="for example 'model:SmallCNN' for SmallCNN in model.py next to the config",
+        )
     mod_name, attr = ref.split(":", 1)
     if str(base_dir) not in sys.path:
         sys.path.insert(0, str(base_dir))
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
-        raise ModelError(f"model.factory: cannot import module '{mod_name}' ({exc})",
-                         hint=f"put {mod_name.replace('.', '/')}.py next to the config or install it") from exc
+        raise ModelError(
+            f"model.factory: cannot import module '{mod_name}' ({exc})",
+            hint=f"put {mod_name.replace('.', '/')}.py next to the config or install it",
+        ) from exc
     obj = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -180,13 +191,26 @@ def import_factory(ref: str, base_dir: Path) -> Any:
 class ModulePredictor(_TorchPredictor):
     """``factory(**kwargs)`` -> nn.Module with a safetensors state dict. Inputs: float arrays (B, ...)."""
 
-    def __init__(self, factory: str, weights: Path, *, kwargs: dict[str, Any] | None = None,
-                 feature_layer: str | None = None, base_dir: Path):
+    def __init__(
+        self,
+        factory: str,
+        weights: Path,
+        *,
+        kwargs: dict[str, Any] | None = None,
+        feature_layer: str | None = None,
+        base_dir: Path,
+    ):
         torch = require("torch", feature="PyTorch models")
         st = require("safetensors.torch", feature="PyTorch models")
         self.torch = torch
-        self.spec = {"type": "pytorch", "factory": factory, "weights": str(weights), "kwargs": dict(kwargs or {}),
-                     "feature_layer": feature_layer, "base_dir": str(base_dir)}
+        self.spec = {
+            "type": "pytorch",
+            "factory": factory,
+            "weights": str(weights),
+            "kwargs": dict(kwargs or {}),
+            "feature_layer": feature_layer,
+            "base_dir": str(base_dir),
+        }
         module_file = _module_file(factory, base_dir)
         self.files = (weights,) + ((module_file,) if module_file else ())
         build = import_factory(factory, base_dir)
@@ -199,8 +223,9 @@ class ModulePredictor(_TorchPredictor):
             self.module.load_state_dict(state)
         except RuntimeError as exc:
             first = str(exc).splitlines()[0] if str(exc) else "state dict mismatch"
-            raise ModelError(f"{weights}: weights do not fit '{factory}': {first}",
-                             hint="check model.kwargs or the weights file") from exc
+            raise ModelError(
+                f"{weights}: weights do not fit '{factory}': {first}", hint="check model.kwargs or the weights file"
+            ) from exc
         self.module.eval()
         layer = self._find_layer(feature_layer)
         if layer is not None:

@@ -39,8 +39,9 @@ class StoredPredictions:
 
 
 def prediction_key(model_fingerprint: str, data_fingerprint: str, perturbation: dict[str, Any] | None = None) -> str:
-    return hash_json({"v": STORE_VERSION, "model": model_fingerprint, "data": data_fingerprint,
-                      "perturbation": perturbation})
+    return hash_json(
+        {"v": STORE_VERSION, "model": model_fingerprint, "data": data_fingerprint, "perturbation": perturbation}
+    )
 
 
 class PredictionStore:
@@ -66,8 +67,14 @@ class PredictionStore:
         except (OSError, ValueError, KeyError):
             return None  # a damaged entry is recomputed, never trusted
 
-    def put(self, key: str, logits: np.ndarray, features: np.ndarray | None, ids: np.ndarray,
-            meta: dict[str, Any] | None = None) -> StoredPredictions:
+    def put(
+        self,
+        key: str,
+        logits: np.ndarray,
+        features: np.ndarray | None,
+        ids: np.ndarray,
+        meta: dict[str, Any] | None = None,
+    ) -> StoredPredictions:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {"logits": np.asarray(logits, np.float32), "ids": np.asarray(ids).astype(str)}

@@ -15,7 +15,7 @@ def batch_plan(inputs: Any, batch_size: int) -> list[np.ndarray]:
     """
     n = len(inputs)
     order = np.argsort([-len(t) for t in inputs], kind="stable") if isinstance(inputs, list) else np.arange(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def take(inputs: Any, index: np.ndarray) -> Any:

@@ -14,9 +14,9 @@ from deployable.config import EvaluateConfig
 from deployable.core.errors import ModelError
 from deployable.core.records import Evaluation, Target, Variant
 from deployable.data.dataset import Dataset, Split
-from deployable.evaluate.batching import iter_batches
-from deployable.evaluate.metrics import calibration_metrics, quality_metrics, slice_metrics, softmax
-from deployable.evaluate.store import PredictionStore, StoredPredictions, prediction_key
+from deployable.evaluation.batching import iter_batches
+from deployable.evaluation.metrics import calibration_metrics, quality_metrics, slice_metrics, softmax
+from deployable.evaluation.store import PredictionStore, StoredPredictions, prediction_key
 from deployable.models.base import Predictor
 
 
@@ -38,9 +38,16 @@ class Progress:
             self.rich.update(task, visible=False)
 
 
-def predict(predictor: Predictor, split: Split, store: PredictionStore, *, batch_size: int,
-            perturbation: dict[str, Any] | None = None, progress: Progress | None = None,
-            label: str = "") -> StoredPredictions:
+def predict(
+    predictor: Predictor,
+    split: Split,
+    store: PredictionStore,
+    *,
+    batch_size: int,
+    perturbation: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    label: str = "",
+) -> StoredPredictions:
     """Logits (and features) of ``predictor`` on ``split``, from the store when present, else one forward pass."""
     key = prediction_key(predictor.fingerprint, split.fingerprint, perturbation)
     hit = store.get(key)
@@ -55,8 +62,9 @@ def predict(predictor: Predictor, split: Split, store: PredictionStore, *, batch
     for index, batch in iter_batches(split.inputs, batch_size):
         out = predictor.forward(batch)
         if out.logits.ndim != 2 or out.logits.shape[0] != len(index):
-            raise ModelError(f"model: expected logits of shape ({len(index)}, n_classes) for a batch, "
-                             f"got {tuple(out.logits.shape)}")
+            raise ModelError(
+                f"model: expected logits of shape ({len(index)}, n_classes) for a batch, got {tuple(out.logits.shape)}"
+            )
         if logits is None:
             logits = np.empty((n, out.logits.shape[1]), np.float32)
             if out.features is not None:
@@ -70,31 +78,58 @@ def predict(predictor: Predictor, split: Split, store: PredictionStore, *, batch
         raise ModelError(f"data.splits.{split.name}: the split is empty")
     if not np.isfinite(logits).all():
         raise ModelError(f"model: produced non-finite logits on split '{split.name}'")
-    meta = {"model": predictor.fingerprint, "split": split.name, "data": split.fingerprint,
-            "perturbation": perturbation, "seconds": time.perf_counter() - start, "spec": predictor.spec}
+    meta = {
+        "model": predictor.fingerprint,
+        "split": split.name,
+        "data": split.fingerprint,
+        "perturbation": perturbation,
+        "seconds": time.perf_counter() - start,
+        "spec": predictor.spec,
+    }
     return store.put(key, logits, features, split.ids, meta)
 
 
-def evaluate_variant(variant: Variant, predictor: Predictor, dataset: Dataset, cfg: EvaluateConfig,
-                     store: PredictionStore, *, targets: Sequence[Target] = (), progress: Progress | None = None,
-                     predictions_dir: Path | None = None) -> Evaluation:
+def evaluate_variant(
+    variant: Variant,
+    predictor: Predictor,
+    dataset: Dataset,
+    cfg: EvaluateConfig,
+    store: PredictionStore,
+    *,
+    targets: Sequence[Target] = (),
+    progress: Progress | None = None,
+    predictions_dir: Path | None = None,
+) -> Evaluation:
     """Every metric of one variant on the test split (temperature fitted on the calibration split)."""
-    from deployable.evaluate.targets import measure_efficiency
+    from deployable.evaluation.targets import measure_efficiency
 
     if predictor.label_names is not None and tuple(predictor.label_names) != tuple(dataset.label_names):
-        raise ModelError(f"model: the model's classes {list(predictor.label_names)} differ from the data's "
-                         f"{list(dataset.label_names)}", hint="set data.labels in the model's logit order")
+        raise ModelError(
+            f"model: the model's classes {list(predictor.label_names)} differ from the data's "
+            f"{list(dataset.label_names)}",
+            hint="set data.labels in the model's logit order",
+        )
     test = dataset.split(cfg.test_split)
-    preds = predict(predictor, test, store, batch_size=cfg.batch_size, progress=progress,
-                    label=f"{variant.name} · {test.name}")
+    preds = predict(
+        predictor, test, store, batch_size=cfg.batch_size, progress=progress, label=f"{variant.name} · {test.name}"
+    )
     if preds.logits.shape[1] != dataset.n_classes:
-        raise ModelError(f"model: gives {preds.logits.shape[1]} logits but the data has {dataset.n_classes} "
-                         f"classes {list(dataset.label_names)}", hint="check data.labels and the model")
+        raise ModelError(
+            f"model: gives {preds.logits.shape[1]} logits but the data has {dataset.n_classes} "
+            f"classes {list(dataset.label_names)}",
+            hint="check data.labels and the model",
+        )
     calib_split = cfg.calibration_split if cfg.calibration_split in dataset.splits else None
     if calib_split:
         calib = dataset.split(calib_split)
-        cal = predict(predictor, calib, store, batch_size=cfg.batch_size, progress=progress,
-                      label=f"{variant.name} · {calib.name}")
+        cal = predict(
+            predictor,
+            calib,
+            store,
+            batch_size=cfg.batch_size,
+            progress=progress,
+            label=f"{variant.name} · {calib.name}",
+        )
         calib_logits, calib_true, fitted_on = cal.logits, calib.labels, calib_split
     else:  # no held-out split: fit on the test split itself, and say so in the record
         calib_logits, calib_true, fitted_on = preds.logits, test.labels, f"{test.name} (no calibration split)"
@@ -102,21 +137,37 @@ def evaluate_variant(variant: Variant, predictor: Predictor, dataset: Dataset, c
     y_true = test.labels
     y_prob = softmax(preds.logits)
     quality = quality_metrics(y_true, y_prob, label_names=list(dataset.label_names))
-    calibration = calibration_metrics(y_true, preds.logits, calib_true=calib_true, calib_logits=calib_logits,
-                                      fitted_on=fitted_on, n_bins=cfg.n_bins)
-    slices = slice_metrics(y_true, y_prob, slices=test.slices, n_bootstrap=cfg.n_bootstrap,
-                           level=cfg.confidence_level, seed=cfg.seed, n_bins=cfg.n_bins,
-                           n_classes=dataset.n_classes)
+    calibration = calibration_metrics(
+        y_true, preds.logits, calib_true=calib_true, calib_logits=calib_logits, fitted_on=fitted_on, n_bins=cfg.n_bins
+    )
+    slices = slice_metrics(
+        y_true,
+        y_prob,
+        slices=test.slices,
+        n_bootstrap=cfg.n_bootstrap,
+        level=cfg.confidence_level,
+        seed=cfg.seed,
+        n_bins=cfg.n_bins,
+        n_classes=dataset.n_classes,
+    )
     predictions_file = None
     if predictions_dir is not None:
-        predictions_file = write_predictions(predictions_dir / f"{variant.name}.parquet", test, y_prob,
-                                             dataset.label_names)
+        predictions_file = write_predictions(
+            predictions_dir / f"{variant.name}.parquet", test, y_prob, dataset.label_names
+        )
     efficiency = ()
     if targets and cfg.efficiency.enabled:
         efficiency = tuple(measure_efficiency(variant, t, test, cfg.efficiency, progress=progress) for t in targets)
-    return Evaluation(variant=variant.name, split=test.name, store_key=preds.key, quality=quality,
-                      calibration=calibration, slices=slices, efficiency=efficiency,
-                      predictions_file=predictions_file)
+    return Evaluation(
+        variant=variant.name,
+        split=test.name,
+        store_key=preds.key,
+        quality=quality,
+        calibration=calibration,
+        slices=slices,
+        efficiency=efficiency,
+        predictions_file=predictions_file,
+    )
 
 
 def write_predictions(path: Path, split: Split, y_prob: np.ndarray, label_names: Sequence[str]) -> str:
@@ -124,8 +175,12 @@ def write_predictions(path: Path, split: Split, y_prob: np.ndarray, label_names:
     import pandas as pd
 
     names = np.asarray(label_names, dtype=object)
-    frame = {"id": split.ids, "label": names[split.labels], "predicted": names[y_prob.argmax(1)],
-             "confidence": y_prob.max(1)}
+    frame = {
+        "id": split.ids,
+        "label": names[split.labels],
+        "predicted": names[y_prob.argmax(1)],
+        "confidence": y_prob.max(1),
+    }
     for i, name in enumerate(label_names):
         frame[f"prob_{name}"] = y_prob[:, i]
     for col, values in split.slices.items():

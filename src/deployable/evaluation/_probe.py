@@ -1,4 +1,4 @@
-"""Child process of :func:`deployable.evaluate.targets.measure_efficiency`: load, warm up, time, report JSON."""
+"""Child process of :func:`deployable.evaluation.targets.measure_efficiency`: load, warm up, time, report JSON."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ import time
 
 import numpy as np
 
-_RUNTIME = {"onnx": "onnxruntime", "transformers": "transformers", "sentence-transformers": "transformers",
-            "pytorch": "torch", "torchscript": "torch"}
+_RUNTIME = {
+    "onnx": "onnxruntime",
+    "transformers": "transformers",
+    "sentence-transformers": "transformers",
+    "pytorch": "torch",
+    "torchscript": "torch",
+}
 
 
 def _peak_rss_mb() -> float:
@@ -41,6 +46,7 @@ def main() -> None:
     n = len(inputs)
     runs = []
     for bs in request["batch_sizes"]:
+
         def batch(i: int, bs: int = bs) -> object:
             idx = [(i * bs + j) % n for j in range(bs)]
             return [inputs[k] for k in idx] if isinstance(inputs, list) else inputs[idx]
@@ -51,7 +57,8 @@ def main() -> None:
         began = time.perf_counter()
         i = 0
         while len(times) < request["min_repetitions"] or (
-                time.perf_counter() - began < request["max_seconds"] and len(times) < 2000):
+            time.perf_counter() - began < request["max_seconds"] and len(times) < 2000
+        ):
             b = batch(i)
             t0 = time.perf_counter()
             predictor.forward(b)

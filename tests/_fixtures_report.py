@@ -1,0 +1,283 @@
+"""A realistic :class:`RunResult` built by hand, for the report tests.
+
+A four-class support-ticket classifier with two variants (the float source model and an INT8 ONNX export of it),
+two slice columns and two hardware targets, one with two batch sizes. The numbers are internally consistent
+(confusion matrices match the per-class support and the accuracy) and include what real runs contain: empty
+reliability bins (NaN), a variant over its memory budget, a small slice with a wide interval.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from deployable.core.records import (
+    SCHEMA_VERSION,
+    CalibrationMetrics,
+    ClassMetrics,
+    DatasetInfo,
+    Efficiency,
+    Evaluation,
+    Interval,
+    LatencyStats,
+    QualityMetrics,
+    ReliabilityBin,
+    RunResult,
+    SliceMetrics,
+    SplitInfo,
+    Target,
+    Variant,
+)
+
+LABELS = ("billing", "technical_issue", "account & login", "other")
+VARIANTS = ("source", "int8-dynamic")
+TARGETS = (
+    Target(
+        name="edge-cpu",
+        threads=1,
+        batch_sizes=(1,),
+        memory_budget_mb=256.0,
+        price_per_hour=0.0116,
+        description="one core, one request at a time",
+    ),
+    Target(
+        name="cloud-cpu",
+        threads=4,
+        batch_sizes=(1, 32),
+        memory_budget_mb=8192.0,
+        price_per_hour=0.085,
+        description="all cores of a 4-vCPU instance, batched requests",
+    ),
+)
+
+
+def _quality(cm: np.ndarray) -> QualityMetrics:
+    tp = np.diag(cm).astype(float)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    per_class = tuple(
+        ClassMetrics(
+            label=LABELS[i],
+            precision=float(precision[i]),
+            recall=float(recall[i]),
+            f1=float(f1[i]),
+            support=int(support[i]),
+        )
+        for i in range(len(LABELS))
+    )
+    return QualityMetrics(
+        n=int(cm.sum()),
+        accuracy=float(tp.sum() / cm.sum()),
+        balanced_accuracy=float(recall.mean()),
+        macro_f1=float(f1.mean()),
+        per_class=per_class,
+        confusion_matrix=tuple(tuple(int(v) for v in row) for row in cm),
+    )
+
+
+def _bins(n: int, overconfidence: float, seed: int) -> tuple[ReliabilityBin, ...]:
+    rng = np.random.default_rng(seed)
+    edges = np.linspace(0.0, 1.0, 11)
+    weights = np.array([0, 0, 1, 3, 5, 8, 12, 18, 30, 60], dtype=float)  # confident model: mass near 1
+    counts = np.floor(weights / weights.sum() * n).astype(int)
+    counts[-1] += n - counts.sum()
+    bins = []
+    for b in range(10):
+        lo, hi = float(edges[b]), float(edges[b + 1])
+        if counts[b] == 0:
+            bins.append(ReliabilityBin(lower=lo, upper=hi, count=0, confidence=math.nan, accuracy=math.nan))
+            continue
+        conf = lo + (hi - lo) * float(rng.uniform(0.4, 0.7))
+        acc = float(np.clip(conf - overconfidence * conf + rng.normal(0, 0.02), 0, 1))
+        bins.append(ReliabilityBin(lower=lo, upper=hi, count=int(counts[b]), confidence=conf, accuracy=acc))
+    return tuple(bins)
+
+
+def _calibration(n: int, ece: float, ece_t: float, temperature: float, seed: int) -> CalibrationMetrics:
+    return CalibrationMetrics(
+        n_bins=10,
+        ece=ece,
+        adaptive_ece=ece * 0.93,
+        mce=ece * 3.1,
+        brier=0.142,
+        nll=0.388,
+        reliability=_bins(n, 0.09, seed),
+        temperature=temperature,
+        temperature_fitted_on="validation",
+        ece_after_temperature=ece_t,
+        nll_after_temperature=0.331,
+        reliability_after_temperature=_bins(n, 0.015, seed + 1),
+    )
+
+
+def _slices(acc: float, seed: int) -> tuple[SliceMetrics, ...]:
+    rng = np.random.default_rng(seed)
+    rows = (
+        ("language", "de", 212, -0.041),
+        ("language", "en", 566, 0.018),
+        ("language", "fr", 22, -0.09),
+        ("length", "long", 296, -0.015),
+        ("length", "short", 504, 0.009),
+    )
+    out = []
+    for column, value, n, delta in rows:
+        a = float(np.clip(acc + delta + rng.normal(0, 0.004), 0, 1))
+        half = 1.96 * math.sqrt(a * (1 - a) / n)
+        out.append(
+            SliceMetrics(
+                column=column,
+                value=value,
+                n=n,
+                accuracy=Interval(value=a, low=max(0.0, a - half), high=min(1.0, a + half)),
+                macro_f1=a - 0.03,
+                ece=float(0.02 + rng.uniform(0, 0.05)),
+            )
+        )
+    return tuple(out)
+
+
+def _latency(batch: int, p50: float, price: float | None) -> LatencyStats:
+    mean = p50 * 1.06
+    throughput = batch / (mean / 1000.0)
+    cost = None if price is None else price / (3600.0 * throughput) * 1e6
+    return LatencyStats(
+        batch_size=batch,
+        repetitions=200 if batch == 1 else 40,
+        p50_ms=p50,
+        p95_ms=p50 * 1.18,
+        p99_ms=p50 * 1.41,
+        mean_ms=mean,
+        throughput_per_s=throughput,
+        cost_per_million=cost,
+    )
+
+
+def _efficiency(size_mb: float, speed: float, memory_mb: float) -> tuple[Efficiency, ...]:
+    out = []
+    for t in TARGETS:
+        base = {"edge-cpu": 9.8, "cloud-cpu": 3.1}[t.name] * speed
+        latency = tuple(_latency(b, base * (1 if b == 1 else b * 0.22), t.price_per_hour) for b in t.batch_sizes)
+        out.append(
+            Efficiency(
+                target=t.name,
+                threads=t.threads,
+                file_size_mb=size_mb,
+                load_time_s=0.41 * speed + 0.1,
+                peak_memory_mb=memory_mb,
+                latency=latency,
+                within_memory_budget=memory_mb <= (t.memory_budget_mb or math.inf),
+            )
+        )
+    return tuple(out)
+
+
+def make_run_result() -> RunResult:
+    """The hand-built run: 2 variants × 4 classes × 2 slice columns × 2 targets."""
+    cm_source = np.array([[231, 9, 6, 4], [11, 262, 8, 9], [5, 7, 148, 4], [8, 12, 5, 71]])
+    cm_int8 = np.array([[228, 11, 6, 5], [12, 259, 9, 10], [6, 8, 145, 5], [9, 13, 6, 68]])
+    q_source, q_int8 = _quality(cm_source), _quality(cm_int8)
+    n = q_source.n
+
+    source = Variant(
+        name="source",
+        kind="transformers",
+        files=("/models/minilm/model.safetensors", "/models/minilm/config.json", "/models/minilm/tokenizer.json"),
+        sha256="3f1c9a0e5b7d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e",
+        size_bytes=90_868_376,
+        spec={"type": "transformers", "path": "/models/minilm", "max_length": 128},
+        parent=None,
+        recipe={"recipe": "source"},
+    )
+    int8 = Variant(
+        name="int8-dynamic",
+        kind="onnx",
+        files=("/runs/tickets/variants/int8-dynamic/model.onnx",),
+        sha256="a94d0c1b2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f",
+        size_bytes=23_150_112,
+        spec={"type": "onnx", "path": "/runs/tickets/variants/int8-dynamic/model.onnx"},
+        parent="source",
+        recipe={"recipe": "int8-dynamic", "per_channel": True, "weight_type": "QInt8", "opset": 17},
+    )
+
+    evaluations = (
+        Evaluation(
+            variant="source",
+            split="test",
+            store_key="preds-7d1e2a9b44c0",
+            quality=q_source,
+            calibration=_calibration(n, 0.0612, 0.0187, 1.62, seed=1),
+            slices=_slices(q_source.accuracy, 2),
+            efficiency=_efficiency(86.66, 1.0, 412.5),
+            predictions_file="predictions/source.parquet",
+        ),
+        Evaluation(
+            variant="int8-dynamic",
+            split="test",
+            store_key="preds-1b93f0c2d8aa",
+            quality=q_int8,
+            calibration=_calibration(n, 0.0688, 0.0201, 1.71, seed=3),
+            slices=_slices(q_int8.accuracy, 4),
+            efficiency=_efficiency(22.08, 0.38, 198.0),
+            predictions_file="predictions/int8-dynamic.parquet",
+        ),
+    )
+    splits = (
+        SplitInfo(
+            name="train",
+            n=4000,
+            fingerprint="9c2f7e41d0a3b5c6d7e8f90112233445566778899aabbccddeeff00112233445",
+            label_counts={"billing": 1250, "technical_issue": 1450, "account & login": 820, "other": 480},
+            source="data/train.jsonl",
+        ),
+        SplitInfo(
+            name="validation",
+            n=600,
+            fingerprint="51aa0c3d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b",
+            label_counts={"billing": 188, "technical_issue": 217, "account & login": 123, "other": 72},
+            source="data/validation.jsonl",
+        ),
+        SplitInfo(
+            name="test",
+            n=n,
+            fingerprint="e07d4c2b19f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2",
+            label_counts={label: int(s) for label, s in zip(LABELS, cm_source.sum(axis=1), strict=True)},
+            source="data/test.jsonl",
+        ),
+    )
+    return RunResult(
+        schema_version=SCHEMA_VERSION,
+        name="support-tickets",
+        created_at="2025-03-14T09:26:53+00:00",
+        deployable_version="0.1.0",
+        config={
+            "name": "support-tickets",
+            "model": {"type": "transformers", "path": "models/minilm"},
+            "targets": ["edge-cpu", "cloud-cpu"],
+            "evaluate": {"n_bins": 10, "n_bootstrap": 1000},
+        },
+        dataset=DatasetInfo(
+            name="support-tickets",
+            modality="text",
+            label_names=LABELS,
+            splits=splits,
+            slice_columns=("language", "length"),
+        ),
+        variants=(source, int8),
+        targets=TARGETS,
+        evaluations=evaluations,
+        environment={
+            "python": "3.11.9",
+            "platform": "Linux-6.1.0-x86_64-with-glibc2.36",
+            "machine": "x86_64",
+            "cpu_count": "8",
+            "numpy": "1.26.4",
+            "torch": "2.3.1",
+            "onnxruntime": "1.18.0",
+        },
+        timings_s={"prepare": 0.02, "load": 1.84, "evaluate": 41.7},
+    )

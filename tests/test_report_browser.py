@@ -1,0 +1,91 @@
+"""report.html in a real browser: it renders, shows its figures and asks the network for nothing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from _fixtures_report import VARIANTS, make_run_result
+from deployable.report import write_report
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _open_in_chromium(report: Path, result, variants: list[str], shot: Path) -> None:
+    """Open ``report`` in headless Chromium and check it renders with no request, failure or console error."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: CI images must ship Debian's chromium for the report test")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium); CI runs this test")
+    from playwright.sync_api import sync_playwright
+
+    url = report.resolve().as_uri()
+    console_errors: list[str] = []
+    page_errors: list[str] = []
+    failed: list[str] = []
+    foreign: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: page_errors.append(str(e)))
+            page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
+            page.on("request", lambda r: None if r.url == url or r.url.startswith("data:") else foreign.append(r.url))
+            page.goto(url, wait_until="load")
+
+            assert page.title() == f"{result.name} · deployable report"
+            assert page.get_by_role("heading", name=result.name, level=1).is_visible()
+            for i, name in enumerate(variants, start=1):
+                heading = page.locator(f"#v{i}-{name} > h2")
+                assert heading.is_visible()
+                assert heading.inner_text().startswith(name)
+                assert page.locator("#summary").get_by_role("link", name=name, exact=True).is_visible()
+            boxes = [svg.bounding_box() for svg in page.locator("svg").all()]
+            drawn = [b for b in boxes if b and b["width"] > 0 and b["height"] > 0]
+            assert len(drawn) >= 4, boxes
+            # nothing overflows the page sideways (a wide table or figure would give a horizontal scrollbar)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
+
+    assert console_errors == []
+    assert page_errors == []
+    assert failed == []
+    assert foreign == []
+
+
+@pytest.mark.slow
+def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
+    result = make_run_result()
+    report = write_report(result, tmp_path / "report.html")
+    _open_in_chromium(report, result, list(VARIANTS), tmp_path / "report.png")
+
+
+@pytest.mark.slow
+def test_real_run_report_renders_offline_in_chromium(tmp_path: Path) -> None:
+    """The report of a real run (the digits example: a CNN on real scans) renders in the browser."""
+    import yaml
+
+    import deployable
+    from deployable.config import load_config
+
+    config = Path(__file__).resolve().parents[1] / "examples" / "digits" / "deployable.yaml"
+    data = yaml.safe_load(config.read_text())
+    data.setdefault("evaluate", {})["efficiency"] = {"warmup": 1, "min_repetitions": 3, "max_seconds": 0.05}
+    result = deployable.run(load_config(data, base_dir=config.parent), tmp_path / "run")
+    _open_in_chromium(tmp_path / "run" / "report.html", result, [v.name for v in result.variants], tmp_path / "run.png")
