@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import re
+import subprocess
+import sys
+import timeit
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -163,7 +167,7 @@ def test_nan_renders_as_dash(result: RunResult) -> None:
 
 
 def test_user_text_is_escaped(result: RunResult) -> None:
-    evil = "<script>alert(1)</script> -->"  # also closes an XML comment, as matplotlib writes labels in comments
+    evil = "<script>alert(1)</script> -->"  # also closes an XML comment, should a figure ever hold one
     e = result.evaluations[0]
     per_class = (e.quality.per_class[0].replace(label=evil), *e.quality.per_class[1:])
     e = e.replace(variant=evil, quality=e.quality.replace(per_class=per_class))
@@ -173,6 +177,9 @@ def test_user_text_is_escaped(result: RunResult) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; --&gt;" in html
     for svg in SVG.findall(html):
         ET.fromstring(svg)  # a label in a figure cannot break the SVG either
+    # the class name is drawn, shortened in the middle, as text on both axes of the confusion matrix
+    confusion = next(svg for svg in SVG.findall(html) if "Confusion matrix" in svg)
+    assert confusion.count(">&lt;script&gt;a…ipt&gt; --&gt;</text>") == 2
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -314,6 +321,29 @@ def test_formatters(fmt, value, expected: str) -> None:
     assert fmt(value) == expected
 
 
+def _rects(svg: str, cls: str) -> list[dict[str, float | str]]:
+    """The ``<rect class=cls>`` elements of ``svg``: geometry as floats, fill as a string."""
+    out = []
+    for el in ET.fromstring(svg).iter(f"{SVG_NS}rect"):
+        if el.get("class") == cls:
+            geometry = {k: float(el.get(k)) for k in ("x", "y", "width", "height")}
+            out.append({**geometry, "fill": el.get("fill")})
+    return out
+
+
+def _paths(svg: str, stroke: str) -> list[ET.Element]:
+    return [el for el in ET.fromstring(svg).iter(f"{SVG_NS}path") if el.get("stroke") == stroke]
+
+
+def _texts(svg: str) -> list[str]:
+    return ["".join(el.itertext()) for el in ET.fromstring(svg).iter(f"{SVG_NS}text")]
+
+
+def _luminance(hex_color: str) -> float:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
 def test_plots_are_inline_deterministic_svg(result: RunResult) -> None:
     e = result.evaluations[0]
     figures = [
@@ -326,22 +356,235 @@ def test_plots_are_inline_deterministic_svg(result: RunResult) -> None:
         assert svg.startswith("<svg")
         assert "<?xml" not in svg and "<!DOCTYPE" not in svg and "<!--" not in svg and "<metadata" not in svg
         assert not re.search(r"https?://(?!www\.w3\.org/(2000/svg|1999/xlink)\")", svg)
-        ET.fromstring(svg)
+        assert "<image" not in svg and "<foreignObject" not in svg and "<script" not in svg and "@font-face" not in svg
+        root = ET.fromstring(svg)
+        # scales with its container, never past its natural size, in a font every system has
+        width = float(root.get("viewBox").split()[2])
+        assert root.get("width") == "100%"
+        assert root.get("style") == f"max-width:{width:g}px"
+        assert root.get("font-family").endswith("'DejaVu Sans', sans-serif")
+        assert root.findall(f".//{SVG_NS}text"), "labels are drawn as text"
+        # its own ids are namespaced, and every reference points inside the figure
+        ids = re.findall(r'\bid="([^"]+)"', svg)
+        assert all(i.startswith("dp-") for i in ids)
+        assert set(re.findall(r"url\(#([^)]+)\)", svg)) <= set(ids)
     assert plots.confusion_matrix_plot(e.quality) == figures[1]
+
+
+def test_plots_do_not_import_matplotlib() -> None:
+    code = "import sys, deployable.report.html; assert 'matplotlib' not in sys.modules, 'matplotlib was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_plots_are_fast(result: RunResult) -> None:
+    """Each figure builds in well under 5 ms (matplotlib needed 60-220 ms): reports hold many variants."""
+    e = result.evaluations[0]
+    calls = {
+        "reliability": lambda: plots.reliability_diagram(e.calibration),
+        "confusion": lambda: plots.confusion_matrix_plot(e.quality),
+        "slices": lambda: plots.slice_plot(e.slices, e.quality.accuracy),
+        "latency": lambda: plots.latency_plot(result.evaluations),
+    }
+    for name, call in calls.items():
+        best = min(timeit.repeat(call, number=1, repeat=10))
+        assert best < 0.005, f"{name}: {1000 * best:.2f} ms"
 
 
 def test_plots_handle_empty_and_wide_ranges(result: RunResult) -> None:
     e = result.evaluations[0]
-    for svg in (plots.slice_plot(()), plots.latency_plot(()), plots.latency_plot([e.replace(efficiency=())])):
-        assert "no " in ET.fromstring(svg).get("aria-label")
+    empty = (
+        plots.slice_plot(()),
+        plots.latency_plot(()),
+        plots.latency_plot([e.replace(efficiency=())]),
+        plots.confusion_matrix_plot(e.quality.replace(confusion_matrix=(), per_class=())),
+        plots.reliability_diagram(e.calibration.replace(reliability=(), reliability_after_temperature=())),
+    )
+    for svg in empty:
+        root = ET.fromstring(svg)
+        assert "no " in root.get("aria-label")
+        assert any(text.startswith("no ") for text in _texts(svg))
     # latencies from microseconds to seconds switch the panel to a log scale
     eff = e.efficiency[1]
     fast = eff.latency[0].replace(p50_ms=0.004, p95_ms=0.005, p99_ms=0.006)
     slow = eff.latency[1].replace(p50_ms=900.0, p95_ms=1000.0, p99_ms=1200.0)
     wide = plots.latency_plot([e.replace(efficiency=(eff.replace(latency=(fast, slow)),))])
     assert ET.fromstring(wide).get("aria-label").endswith("(log scale: cloud-cpu)")
+    assert any("(log scale)" in text for text in _texts(wide))
+    bars = _rects(wide, "dp-bar")
+    # on a log axis, 900 ms over 4 µs is 5.35 decades: the bar heights differ by that many decades' length
+    assert bars[1]["height"] > bars[0]["height"] > 0
     narrow = plots.latency_plot([e.replace(efficiency=(eff,))])
     assert "log scale" not in ET.fromstring(narrow).get("aria-label")
+
+
+def test_plots_show_nan_as_dash(result: RunResult) -> None:
+    e = result.evaluations[0]
+    cal = e.calibration.replace(temperature=math.nan, ece_after_temperature=math.nan)
+    nan_slice = e.slices[0].replace(accuracy=e.slices[0].accuracy.replace(value=math.nan, low=math.nan, high=math.nan))
+    figures = [plots.reliability_diagram(cal), plots.slice_plot((nan_slice, *e.slices[1:]), math.nan)]
+    for svg in figures:
+        assert not re.search(r"\bnan\b", " ".join(_texts(svg)), flags=re.IGNORECASE)
+    assert "After T = — · ECE —" in _texts(figures[0])
+    assert "—" in _texts(figures[1])  # in place of the slice's bar
+    assert len(_rects(figures[1], "dp-bar")) == len(e.slices) - 1
+    assert not _paths(figures[1], plots.ORANGE), "no overall line without an overall accuracy"
+
+
+def test_plots_escape_user_text(result: RunResult) -> None:
+    e = result.evaluations[0]
+    evil = 'a<b>&"c\x01'
+    per_class = (e.quality.per_class[0].replace(label=evil), *e.quality.per_class[1:])
+    slices = (e.slices[0].replace(column=evil, value=evil), *e.slices[1:])
+    variant = e.replace(variant=evil, efficiency=tuple(f.replace(target=evil) for f in e.efficiency))
+    figures = [
+        plots.confusion_matrix_plot(e.quality.replace(per_class=per_class)),
+        plots.slice_plot(slices, e.quality.accuracy),
+        plots.latency_plot([variant]),
+    ]
+    for svg in figures:
+        assert "<b>" not in svg
+        assert any(text.startswith('a<b>&"c\ufffd') for text in _texts(svg))  # the control character is replaced
+
+
+def test_confusion_matrix_geometry(result: RunResult) -> None:
+    q = result.evaluations[0].quality
+    svg = plots.confusion_matrix_plot(q)
+    k = len(q.per_class)
+    cells = _rects(svg, "dp-cell")
+    assert len(cells) == k * k
+    # rows are true classes, columns predicted classes, in per_class order, on a regular grid
+    size = cells[0]["width"]
+    for n, cell in enumerate(cells):
+        i, j = divmod(n, k)
+        assert cell["x"] == pytest.approx(cells[0]["x"] + j * size, abs=0.02)
+        assert cell["y"] == pytest.approx(cells[0]["y"] + i * size, abs=0.02)
+        assert cell["height"] == pytest.approx(size)
+    # colour is the row share (not the count: billing's 231 of 250 is darker than technical_issue's 262 of 290);
+    # a larger share is never lighter
+    counts = [c for row in q.confusion_matrix for c in row]
+    shares = [c / sum(row) for row in q.confusion_matrix for c in row]
+    order = sorted(range(k * k), key=lambda n: shares[n])
+    lum = [_luminance(cells[n]["fill"]) for n in order]
+    assert lum == sorted(lum, reverse=True) and lum[0] > lum[-1]
+    darkest = min(range(k * k), key=lambda n: _luminance(cells[n]["fill"]))
+    assert shares[darkest] == max(shares) and counts[darkest] != max(counts)
+    # with equal class sizes, the largest count is the darkest cell
+    balanced = ((41, 2, 1, 0), (3, 38, 2, 1), (0, 5, 39, 0), (2, 2, 4, 36))
+    cells = _rects(plots.confusion_matrix_plot(q.replace(confusion_matrix=balanced)), "dp-cell")
+    darkest = min(range(k * k), key=lambda n: _luminance(cells[n]["fill"]))
+    assert divmod(darkest, k) == (0, 0)
+    # every count is written in its cell; the class names label both axes
+    texts = _texts(svg)
+    for c in counts:
+        assert f"{c:,}" in texts
+    for c in q.per_class:
+        assert texts.count(c.label) == 2
+    assert "predicted class" in texts and "true class" in texts and "100%" in texts
+
+
+def test_slice_plot_geometry(result: RunResult) -> None:
+    e = result.evaluations[0]
+    overall = e.quality.accuracy
+    worse = e.slices[2].replace(accuracy=e.slices[2].accuracy.replace(value=0.5, low=0.4, high=0.6))
+    slices = (*e.slices[:2], worse, *e.slices[3:])
+    svg = plots.slice_plot(slices, overall)
+    bars = _rects(svg, "dp-bar")
+    assert len(bars) == len(slices)
+    # bars start at the same x, their lengths are proportional to accuracy, and they go down in report order
+    scale = max(b["width"] for b in bars) / max(s.accuracy.value for s in slices)
+    for bar, s in zip(bars, slices, strict=True):
+        assert bar["x"] == bars[0]["x"]
+        assert bar["width"] == pytest.approx(s.accuracy.value * scale, abs=0.02)
+        assert bar["fill"] == (plots.RED if s.accuracy.high < overall else plots.BLUE)
+    assert [b["y"] for b in bars] == sorted(b["y"] for b in bars)
+    # the dashed overall line sits at the overall accuracy on the same scale
+    (line,) = [p for p in _paths(svg, plots.ORANGE) if "V" in p.get("d")]  # the other one is in the legend
+    assert line.get("stroke-dasharray")
+    x = float(re.match(r"M([\d.]+) ", line.get("d")).group(1))
+    assert x == pytest.approx(bars[0]["x"] + overall * scale, abs=0.02)
+    texts = _texts(svg)
+    for s in slices:
+        assert f"{s.value} (n={s.n:,})" in texts
+    assert {"language", "length"} <= set(texts)  # the column headers
+    assert "CI below overall" in texts and f"overall {100 * overall:.1f}%" in texts
+
+
+def test_reliability_diagram_geometry(result: RunResult) -> None:
+    cal = result.evaluations[0].calibration
+    svg = plots.reliability_diagram(cal)
+    # the diagonal of each panel gives the panel's frame: from (x0, bottom) to (x1, top)
+    diagonals = [p for p in _paths(svg, plots.MUTED) if p.get("stroke-dasharray") and "L" in p.get("d")]
+    assert len(diagonals) == 2
+    bars, gaps, counts = _rects(svg, "dp-acc"), _rects(svg, "dp-gap"), _rects(svg, "dp-count")
+    start = 0
+    for bins, diagonal in zip((cal.reliability, cal.reliability_after_temperature), diagonals, strict=True):
+        x0, bottom, x1, top = map(float, re.findall(r"[\d.]+", diagonal.get("d")))
+        height, width = bottom - top, x1 - x0
+        shown = [b for b in bins if b.count > 0]
+        assert any(b.count == 0 for b in bins)  # empty bins: no bar
+        for b, bar in zip(shown, bars[start : start + len(shown)], strict=True):
+            assert bar["x"] == pytest.approx(x0 + b.lower * width, abs=0.02)
+            assert bar["width"] == pytest.approx((b.upper - b.lower) * width, abs=0.02)
+            assert bar["height"] == pytest.approx(b.accuracy * height, abs=0.02)
+            assert bar["y"] + bar["height"] == pytest.approx(bottom, abs=0.02)
+        for b, gap in zip(shown, gaps[start : start + len(shown)], strict=True):
+            # the hatched gap spans from the accuracy to the mean confidence
+            assert gap["y"] == pytest.approx(top + (1 - max(b.accuracy, b.confidence)) * height, abs=0.02)
+            assert gap["height"] == pytest.approx(abs(b.confidence - b.accuracy) * height, abs=0.02)
+            assert gap["fill"] == "url(#dp-hatch)"
+        # the histogram beneath: heights proportional to the counts, one labelled bar per non-empty bin
+        hist = counts[start : start + len(shown)]
+        per_sample = hist[-1]["height"] / shown[-1].count  # the tallest bar: the least rounding
+        for b, bar in zip(shown, hist, strict=True):
+            assert bar["height"] == pytest.approx(b.count * per_sample, abs=0.02)
+            assert bar["y"] + bar["height"] == pytest.approx(hist[0]["y"] + hist[0]["height"], abs=0.02)
+            assert bar["y"] > bottom
+        start += len(shown)
+    assert len(bars) == len(gaps) == len(counts) == start
+    assert '<pattern id="dp-hatch"' in svg
+    texts = _texts(svg)
+    assert f"Before · ECE {100 * cal.ece:.1f}%" in texts
+    assert f"After T = {cal.temperature:.2f} · ECE {100 * cal.ece_after_temperature:.1f}%" in texts
+    for label in ("accuracy", "gap to confidence", "perfect calibration", "samples per bin", "0%", "100%"):
+        assert label in texts
+
+
+def test_latency_plot_geometry(result: RunResult) -> None:
+    svg = plots.latency_plot(result.evaluations)
+    bars = _rects(svg, "dp-bar")
+    assert len(bars) == sum(len(f.latency) for e in result.evaluations for f in e.efficiency) == 6
+    # within a panel (linear here), bar heights are proportional to p50 and every bar stands on the same axis
+    edge = [f.latency[0].p50_ms for e in result.evaluations for f in e.efficiency if f.target == "edge-cpu"]
+    ratio = bars[0]["height"] / edge[0]
+    assert bars[1]["height"] == pytest.approx(edge[1] * ratio, abs=0.02)
+    assert len({round(b["y"] + b["height"], 2) for b in bars}) == 1
+    # one colour per variant, in palette order
+    assert [b["fill"] for b in bars[:2]] == list(plots.PALETTE[:2])
+    texts = _texts(svg)
+    assert {"edge-cpu", "cloud-cpu", "batch 1", "batch 32", "p95", "p99", "source p50"} <= set(texts)
+    assert "latency per call (ms)" in texts
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "n"),
+    [(0, 1, 5), (0, 145, 2), (0, 2044.7, 5), (0.003, 0.0171, 4), (-3.2, 7.9, 6), (5, 5, 4), (0, 1, 1)],
+)
+def test_nice_ticks(lo: float, hi: float, n: int) -> None:
+    ticks = plots._nice_ticks(lo, hi, n)
+    assert ticks[0] <= lo and ticks[-1] >= hi  # they span the range
+    assert 2 <= len(ticks) <= n + 2
+    steps = {round(b - a, 12) for a, b in itertools.pairwise(ticks)}
+    assert len(steps) == 1
+    (step,) = steps
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert round(mantissa, 9) in {1, 2, 2.5, 5}
+    assert all(round(t / step, 9).is_integer() for t in ticks)
+
+
+def test_nice_ticks_of_unit_range_and_non_finite() -> None:
+    assert plots._nice_ticks(0, 1, 5) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert plots._nice_ticks(0, math.nan, 5) == []
+    assert plots._nice_ticks(-math.inf, 1, 5) == []
 
 
 def test_scope_ids_prefixes_ids_and_references() -> None:

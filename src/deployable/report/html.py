@@ -11,6 +11,7 @@ Later stages add their own sections without editing this module's callers: pass 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -212,7 +213,9 @@ def fmt_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    # compiled once per process: a report with many variants renders in milliseconds
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,

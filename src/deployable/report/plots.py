@@ -1,29 +1,29 @@
-"""Report figures as self-contained inline SVG strings.
+"""Report figures as self-contained inline SVG strings, written by hand.
 
-Every function builds one matplotlib figure and returns it as an ``<svg>`` element ready to paste into HTML: no
-XML prolog or DOCTYPE, no comments, no metadata, and text drawn as glyph paths (``svg.fonttype="path"``) so the
-figure looks the same without any font installed and references nothing outside itself.
+Every function returns one ``<svg>`` element ready to paste into HTML: no XML prolog, no comments, no external
+reference of any kind. Text is real ``<text>`` (selectable, searchable, crisp at any zoom) in a generic font stack;
+the ``viewBox`` with ``width="100%"`` and a ``max-width`` of the natural size lets a figure shrink to its column but
+never grow past the size its text was laid out for.
 
-Figures are built with :class:`matplotlib.figure.Figure` and the Agg canvas rather than ``pyplot``: nothing is
-registered in pyplot's global figure list (so nothing can leak) and the caller's interactive backend, if any, is
-left alone. The output is deterministic (fixed ``svg.hashsalt``), so two runs with equal numbers give equal bytes.
-When several figures share one HTML page, give each its own id namespace with :func:`scope_ids`.
+No plotting library is involved: a figure is a few dozen rectangles, paths and labels, and building the string costs
+well under a millisecond where matplotlib needed a few hundred. The price is that the layout must know how wide a
+label is before any browser has measured it: :func:`_text_width` uses the advance widths of DejaVu Sans, the widest
+of the common fonts in the stack, so a label has room in whichever font the reader's system picks.
+
+The output is deterministic (equal inputs give equal bytes). A figure names its few ids (a hatch pattern, a colour
+ramp) with fixed ``dp-`` names; when several figures share one HTML page, give each its own namespace with
+:func:`scope_ids`.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from deployable.core.records import CalibrationMetrics, Evaluation, QualityMetrics, ReliabilityBin, SliceMetrics
 
@@ -40,102 +40,58 @@ __all__ = [
 PALETTE = ("#2f6db3", "#e0823d", "#3f9b6a", "#8a63b8", "#c8504d", "#6f7b87", "#b79a2c", "#2a9aa3")
 BLUE, ORANGE, GREEN, RED, GREY = PALETTE[0], PALETTE[1], PALETTE[2], PALETTE[4], "#9aa4ae"
 INK, MUTED, GRID, LIGHT = "#1f2933", "#5b6673", "#e4e7eb", "#cdd5de"
-GAP_FILL = (1.0, 1.0, 1.0, 0.35)  # lightens the bar beneath where accuracy exceeds confidence
+GAP_FILL, GAP_OPACITY = "#ffffff", 0.35  # lightens the bar beneath where accuracy exceeds confidence
+BAR_OPACITY = 0.85
+# ColorBrewer "Blues" (9 classes), the ramp of the confusion matrix: share 0 -> first, share 1 -> last.
+BLUES = ("#f7fbff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
 
-_STYLE = {
-    "svg.fonttype": "path",  # glyphs as paths: the SVG needs no font, local or remote
-    "svg.hashsalt": "deployable-report",  # deterministic ids and bytes
-    "font.family": "DejaVu Sans",  # bundled with matplotlib
-    "font.size": 8.5,
-    "axes.titlesize": 9.5,
-    "axes.titleweight": "bold",
-    "axes.labelsize": 8.5,
-    "axes.labelcolor": INK,
-    "axes.edgecolor": LIGHT,
-    "axes.linewidth": 0.8,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.titlecolor": INK,
-    "xtick.color": MUTED,
-    "ytick.color": MUTED,
-    "xtick.labelcolor": INK,
-    "ytick.labelcolor": INK,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "legend.fontsize": 7.5,
-    "legend.frameon": False,
-    "grid.color": GRID,
-    "grid.linewidth": 0.7,
-    "figure.facecolor": "white",
-    "savefig.facecolor": "white",
-    "hatch.linewidth": 0.6,
-}
+FONT_FAMILY = "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif"
+TICK, LABEL, TITLE, SMALL = 11.5, 12.0, 12.5, 9.5  # font sizes (px at natural size)
+TICK_LEN = 4.0
 
-_MAX_LABEL = 18  # longer class / slice names are shortened in the figures (tables keep them whole)
+_MAX_LABEL = 18  # longer class / slice names are shortened in the figures (tables and tooltips keep them whole)
+_SVG_NS = "http://www.w3.org/2000/svg"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# SVG plumbing
+# Text
 # ---------------------------------------------------------------------------------------------------------------------
 
-
-def _figure(width: float, height: float, **kwargs) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained", **kwargs)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _to_svg(fig: Figure, label: str) -> str:
-    """Render ``fig`` to an inline ``<svg>`` string and release it."""
-    buf = io.StringIO()
-    try:
-        # "tight" as a safety net: constrained layout can leave a long rotated label just outside the canvas.
-        fig.savefig(
-            buf,
-            format="svg",
-            bbox_inches="tight",
-            pad_inches=0.04,
-            metadata={"Creator": None, "Date": None, "Format": None, "Type": None},
-        )
-    finally:
-        fig.clear()
-    text = buf.getvalue()
-    text = text[text.index("<svg") :]  # drop the XML prolog and the DOCTYPE (it names a DTD by URL)
-    text = re.sub(r"<!--.*?-->\s*", "", text, flags=re.DOTALL)
-    text = re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.DOTALL)
-    # matplotlib's stylesheet is ``*{...}``; inline in HTML it would apply to the whole page, so scope it.
-    text = text.replace('<style type="text/css">*{', '<style type="text/css">svg.dp-plot *{', 1)
-    attrs = f' class="dp-plot" role="img" aria-label="{_xml_attr(label)}"'
-    return text.replace("<svg", "<svg" + attrs, 1).strip() + "\n"
+# Advance widths of DejaVu Sans (1/1000 em) for ASCII 32..126; bold is ~12% wider.
+_WIDTHS = (
+    318, 401, 460, 838, 636, 950, 780, 275, 390, 390, 500, 838, 318, 361, 318, 337, 636, 636, 636, 636, 636, 636,
+    636, 636, 636, 636, 337, 337, 838, 838, 838, 531, 1000, 684, 686, 698, 770, 632, 575, 775, 752, 295, 295, 656,
+    557, 863, 748, 787, 603, 787, 695, 635, 611, 732, 684, 989, 685, 611, 685, 390, 337, 390, 838, 500, 500, 613,
+    635, 550, 635, 615, 352, 635, 634, 278, 278, 579, 278, 974, 634, 612, 635, 635, 411, 521, 392, 634, 592, 818,
+    592, 592, 525, 636, 337, 636, 838,
+)  # fmt: skip
+_OTHER_WIDTHS = {"…": 1000, "—": 1000, "–": 500, "·": 318, "°": 500}  # non-ASCII the figures write themselves
 
 
-def _xml_attr(text: str) -> str:
+def _text_width(text: str, size: float, *, bold: bool = False) -> float:
+    """Estimated rendered width of ``text`` in px at font ``size`` (generous: DejaVu Sans metrics)."""
+    total = 0
+    for ch in text:
+        code = ord(ch)
+        if 32 <= code < 127:
+            total += _WIDTHS[code - 32]
+        elif ch in _OTHER_WIDTHS:
+            total += _OTHER_WIDTHS[ch]
+        elif unicodedata.combining(ch):
+            continue
+        else:
+            total += 1000 if unicodedata.east_asian_width(ch) in "WF" else 760
+    return total * size / 1000 * (1.12 if bold else 1.0)
+
+
+# Characters XML 1.0 forbids even when escaped: a label holding one would make the whole SVG unparseable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _esc(text: str) -> str:
+    """``text`` safe inside an XML element or a double-quoted attribute."""
+    text = _NOT_XML.sub("\ufffd", str(text))
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-
-
-_ID = re.compile(r'\bid="([^"]+)"')
-_HREF = re.compile(r'((?:xlink:)?href)="#([^"]+)"')
-_URL = re.compile(r"url\(#([^)]+)\)")
-
-
-def scope_ids(svg: str, prefix: str) -> str:
-    """Prefix every ``id`` in ``svg`` and every internal reference to it (``href="#…"``, ``url(#…)``).
-
-    Inline SVGs share the HTML document's id namespace; matplotlib names ids like ``figure_1`` and the glyph
-    definitions by font, so two figures on one page would otherwise collide.
-    """
-    svg = _ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', svg)
-    svg = _HREF.sub(lambda m: f'{m.group(1)}="#{prefix}{m.group(2)}"', svg)
-    return _URL.sub(lambda m: f"url(#{prefix}{m.group(1)})", svg)
-
-
-def _empty(message: str, width: float = 4.0, height: float = 1.2) -> str:
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(width, height)
-        ax = fig.add_subplot()
-        ax.set_axis_off()
-        ax.text(0.5, 0.5, message, ha="center", va="center", color=MUTED, transform=ax.transAxes)
-        return _to_svg(fig, message)
 
 
 def _short(text: str, limit: int = _MAX_LABEL) -> str:
@@ -151,61 +107,375 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
+def _pct(x: float | None) -> str:
+    return f"{100 * x:.1f}%" if _finite(x) else "—"
+
+
+def _num(x: float | None) -> str:
+    return f"{x:.2f}" if _finite(x) else "—"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Axes arithmetic
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    """Round tick values spanning ``[lo, hi]`` in about ``n`` steps.
+
+    The step is 1, 2, 2.5 or 5 times a power of ten, the smallest such that at most ``n`` steps cover the range;
+    the first tick is at or below ``lo`` and the last at or above ``hi``, so an axis can end on a labelled tick.
+
+    Args:
+        lo: lower end of the data range.
+        hi: upper end of the data range.
+        n: wanted number of steps (intervals); at least 1.
+
+    Returns:
+        The ticks in increasing order; empty when ``lo`` or ``hi`` is not finite.
+    """
+    if not (_finite(lo) and _finite(hi)):
+        return []
+    lo, hi = min(lo, hi), max(lo, hi)
+    if hi == lo:
+        pad = abs(lo) * 0.5 or 1.0
+        lo, hi = lo - pad, hi + pad
+    raw = (hi - lo) / max(1, n)
+    magnitude = 10.0 ** math.floor(math.log10(raw))
+    step = 10 * magnitude
+    for m in (1.0, 2.0, 2.5, 5.0):
+        if m * magnitude >= raw * (1 - 1e-9):
+            step = m * magnitude
+            break
+    first = math.floor(lo / step + 1e-9)
+    last = math.ceil(hi / step - 1e-9)
+    return [round(k * step, 12) + 0.0 for k in range(first, last + 1)]
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Powers of ten within ``[lo, hi]`` (with 2 and 5 times them when fewer than three decades fit)."""
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    ticks = [10.0**d for d in decades if lo <= 10.0**d <= hi]
+    if len(ticks) < 3:
+        ticks = sorted(m * 10.0**d for d in decades for m in (1, 2, 5) if lo <= m * 10.0**d <= hi)
+    return ticks
+
+
+def _tick_text(value: float, step: float, *, percent: bool = False) -> str:
+    """A tick label with as many decimals as the step needs (``0.25`` -> 2, ``20`` -> 0)."""
+    if percent:
+        value, step = 100 * value, 100 * step
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) if step > 0 else 0
+    if abs(step * 10**decimals - round(step * 10**decimals)) > 1e-6:
+        decimals += 1  # 2.5, 0.25, ...
+    text = f"{value:,.{decimals}f}"
+    return text + "%" if percent else text
+
+
+def _log_text(value: float) -> str:
+    return f"{value:,.0f}" if value >= 1 else f"{value:g}"
+
+
+def _blues(share: float) -> str:
+    """The colour of ``share`` in [0, 1] on the :data:`BLUES` ramp (linear in RGB between the anchors)."""
+    t = min(1.0, max(0.0, share)) * (len(BLUES) - 1)
+    i = min(int(t), len(BLUES) - 2)
+    a, b, f = BLUES[i], BLUES[i + 1], t - i
+    rgb = (round(int(a[k : k + 2], 16) * (1 - f) + int(b[k : k + 2], 16) * f) for k in (1, 3, 5))
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# SVG plumbing
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _f(v: float) -> str:
+    """A coordinate with at most two decimals and no trailing zeros."""
+    text = f"{v:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+class _Svg:
+    """Collects the elements of one figure; :meth:`render` wraps them in the ``<svg>`` element."""
+
+    def __init__(self, width: float, height: float, label: str) -> None:
+        self.width, self.height, self.label = width, height, label
+        self.defs: list[str] = []
+        self.body: list[str] = []
+
+    def rect(
+        self,
+        x: float,
+        y: float,
+        w: float,
+        h: float,
+        fill: str,
+        *,
+        cls: str | None = None,
+        extra: str = "",
+        title: str | None = None,
+    ) -> None:
+        attrs = f' class="{cls}"' if cls else ""
+        head = f'<rect{attrs} x="{_f(x)}" y="{_f(y)}" width="{_f(max(0.0, w))}" height="{_f(max(0.0, h))}"'
+        head += f' fill="{fill}"{extra}'
+        self.body.append(f"{head}><title>{_esc(title)}</title></rect>" if title else head + "/>")
+
+    def path(
+        self, d: str, stroke: str = "none", width: float = 1.0, *, fill: str = "none", dash: str = "", extra: str = ""
+    ) -> None:
+        attrs = f' fill="{fill}"'
+        if stroke != "none":
+            attrs += f' stroke="{stroke}" stroke-width="{_f(width)}"'
+        if dash:
+            attrs += f' stroke-dasharray="{dash}"'
+        self.body.append(f'<path d="{d}"{attrs}{extra}/>')
+
+    def text(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        *,
+        size: float = TICK,
+        anchor: str = "start",
+        fill: str = INK,
+        bold: bool = False,
+        rotate: float = 0.0,
+        middle: bool = True,
+        extra: str = "",
+        raw: bool = False,
+    ) -> None:
+        """A label whose vertical centre is at ``y`` (``middle``) or whose baseline is (not ``middle``).
+
+        ``rotate`` (degrees, clockwise) turns the label about ``(x, y)``, so a rotated ``middle`` label is still
+        centred on that point.
+        """
+        pivot = f"{_f(x)} {_f(y)}"
+        if middle:
+            y += 0.35 * size  # baseline of text centred on y: half the height of digits and capitals
+        attrs = f' x="{_f(x)}" y="{_f(y)}"'
+        if anchor != "start":
+            attrs += f' text-anchor="{anchor}"'
+        if size != TICK:
+            attrs += f' font-size="{_f(size)}"'
+        if fill != INK:
+            attrs += f' fill="{fill}"'
+        if bold:
+            attrs += ' font-weight="600"'
+        if rotate:
+            attrs += f' transform="rotate({_f(rotate)} {pivot})"'
+        self.body.append(f"<text{attrs}{extra}>{text if raw else _esc(text)}</text>")
+
+    def render(self) -> str:
+        w, h = _f(self.width), _f(self.height)
+        head = (
+            f'<svg xmlns="{_SVG_NS}" class="dp-plot" role="img" aria-label="{_esc(self.label)}" viewBox="0 0 {w} {h}"'
+            f' width="100%" style="max-width:{w}px" font-family="{FONT_FAMILY}" font-size="{_f(TICK)}" fill="{INK}">'
+        )
+        defs = f"<defs>{''.join(self.defs)}</defs>" if self.defs else ""
+        background = f'<rect width="{w}" height="{h}" fill="#fff"/>'
+        return head + defs + background + "".join(self.body) + "</svg>\n"
+
+
+def _segments(points: Iterable[tuple[float, float, float, float]]) -> str:
+    """Path data of separate straight segments ``(x1, y1, x2, y2)``."""
+    return "".join(f"M{_f(x1)} {_f(y1)}L{_f(x2)} {_f(y2)}" for x1, y1, x2, y2 in points)
+
+
+_ID = re.compile(r'\bid="([^"]+)"')
+_HREF = re.compile(r'((?:xlink:)?href)="#([^"]+)"')
+_URL = re.compile(r"url\(#([^)]+)\)")
+
+
+def scope_ids(svg: str, prefix: str) -> str:
+    """Prefix every ``id`` in ``svg`` and every internal reference to it (``href="#…"``, ``url(#…)``).
+
+    Inline SVGs share the HTML document's id namespace: two reliability diagrams on one page would otherwise both
+    define ``dp-hatch``, and the second would paint with the first one's pattern.
+    """
+    svg = _ID.sub(lambda m: f'id="{prefix}{m.group(1)}"', svg)
+    svg = _HREF.sub(lambda m: f'{m.group(1)}="#{prefix}{m.group(2)}"', svg)
+    return _URL.sub(lambda m: f"url(#{prefix}{m.group(1)})", svg)
+
+
+def _empty(message: str, width: float = 420.0, height: float = 72.0) -> str:
+    svg = _Svg(width, height, message)
+    svg.path(f"M4.5 4.5H{_f(width - 4.5)}V{_f(height - 4.5)}H4.5Z", GRID, 1.0, dash="4 3")
+    svg.text(width / 2, height / 2, message, size=LABEL, anchor="middle", fill=MUTED)
+    return svg.render()
+
+
+# Legend: an item is (kind, colour, label) with kind one of "box", "hatch", "dash", "tick", "triangle".
+_SWATCH, _SWATCH_GAP, _ITEM_GAP, _LEGEND_ROW = 14.0, 5.0, 18.0, 18.0
+
+
+def _legend_rows(items: Sequence[tuple[str, str, str]], max_width: float) -> list[list[tuple[str, str, str, float]]]:
+    rows: list[list[tuple[str, str, str, float]]] = [[]]
+    used = 0.0
+    for kind, color, label in items:
+        w = _SWATCH + _SWATCH_GAP + _text_width(label, TICK)
+        if rows[-1] and used + _ITEM_GAP + w > max_width:
+            rows.append([])
+            used = 0.0
+        used += (_ITEM_GAP if rows[-1] else 0.0) + w
+        rows[-1].append((kind, color, label, w))
+    return rows
+
+
+def _draw_legend(svg: _Svg, rows: list[list[tuple[str, str, str, float]]], cx: float, top: float) -> None:
+    """Rows of legend items, each row centred on ``cx``; the first row's centre line is at ``top + 9``."""
+    for r, row in enumerate(rows):
+        y = top + 9 + r * _LEGEND_ROW
+        x = cx - (sum(w for *_, w in row) + _ITEM_GAP * (len(row) - 1)) / 2
+        for kind, color, label, w in row:
+            if kind == "box":
+                svg.rect(x, y - 5, _SWATCH, 10, color, extra=f' fill-opacity="{BAR_OPACITY}"')
+            elif kind == "hatch":
+                svg.rect(
+                    x + 0.5, y - 4.5, _SWATCH - 1, 9, "url(#dp-hatch)", extra=f' stroke="{color}" stroke-width="0.8"'
+                )
+            elif kind == "dash":
+                svg.path(f"M{_f(x)} {_f(y)}H{_f(x + _SWATCH)}", color, 1.4, dash="3.5 2.5")
+            elif kind == "tick":
+                svg.path(f"M{_f(x + 2)} {_f(y)}H{_f(x + _SWATCH - 2)}", color, 1.8)
+            elif kind == "triangle":
+                svg.path(_triangle(x + _SWATCH / 2, y), fill=color)
+            svg.text(x + _SWATCH + _SWATCH_GAP, y, label)
+            x += w + _ITEM_GAP
+
+
+def _triangle(x: float, y: float, size: float = 7.0) -> str:
+    """A downward triangle centred on ``(x, y)``: the p99 marker."""
+    h = size * 0.8
+    return f"M{_f(x - size / 2)} {_f(y - h / 2)}H{_f(x + size / 2)}L{_f(x)} {_f(y + h / 2)}Z"
+
+
+def _hatch_pattern() -> str:
+    # Lines at 45 degrees every 5 px (matplotlib's "////"), in the gap colour, over a translucent white.
+    return (
+        '<pattern id="dp-hatch" patternUnits="userSpaceOnUse" width="5" height="5">'
+        f'<rect width="5" height="5" fill="{GAP_FILL}" fill-opacity="{GAP_OPACITY}"/>'
+        f'<path d="M-1 1L1 -1M0 5L5 0M4 6L6 4" stroke="{RED}" stroke-width="0.7"/></pattern>'
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Calibration
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _reliability_panel(ax, hist_ax, bins: Sequence[ReliabilityBin], title: str) -> None:
-    shown = [b for b in bins if b.count > 0 and _finite(b.accuracy) and _finite(b.confidence)]
-    left = np.array([b.lower for b in shown])
-    width = np.array([b.upper - b.lower for b in shown])
-    acc = np.array([b.accuracy for b in shown])
-    conf = np.array([b.confidence for b in shown])
-    ax.plot([0, 1], [0, 1], ls="--", lw=1, color=MUTED, zorder=4)
-    ax.bar(left, acc, width=width, align="edge", color=BLUE, alpha=0.85, edgecolor="white", lw=0.6, zorder=2)
-    # The gap between mean confidence and accuracy is what ECE averages, weighted by bin size.
-    ax.bar(
-        left,
-        conf - acc,
-        bottom=acc,
-        width=width,
-        align="edge",
-        facecolor=GAP_FILL,
-        edgecolor=RED,
-        lw=0.7,
-        hatch="////",
-        zorder=3,
-    )
-    ax.set(xlim=(0, 1), ylim=(0, 1), title=title, ylabel="accuracy")
-    ax.set_aspect("auto")
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.grid(True, axis="y")
-    ax.tick_params(labelbottom=False)
+def _reliability_panel(
+    svg: _Svg,
+    bins: Sequence[ReliabilityBin],
+    title: str,
+    *,
+    x0: float,
+    width: float,
+    top: float,
+    height: float,
+    hist_top: float,
+    hist_height: float,
+) -> None:
+    """One panel: accuracy bars against the diagonal at ``(x0, top)``, the bin counts beneath at ``hist_top``."""
+    bottom, hist_bottom, x1 = top + height, hist_top + hist_height, x0 + width
 
-    counts = np.array([b.count for b in bins], dtype=float)
-    hist_ax.bar(
-        [b.lower for b in bins],
-        counts,
-        width=[b.upper - b.lower for b in bins],
-        align="edge",
-        color=LIGHT,
-        edgecolor="white",
-        lw=0.6,
-    )
-    hist_ax.set(
-        xlim=(0, 1), ylim=(0, max(1.0, counts.max(initial=0)) * 1.45), xlabel="confidence (top label)", ylabel="samples"
-    )
-    if len(bins) <= 20:  # name the counts: a wild bar is often a bin of two samples
-        for b in bins:
-            if b.count > 0:
-                hist_ax.text(
-                    (b.lower + b.upper) / 2, b.count, f"{b.count:,}", ha="center", va="bottom", fontsize=6, color=MUTED
-                )
-    hist_ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    hist_ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(2, integer=True))
+    def sx(v: float) -> float:
+        return x0 + min(1.0, max(0.0, v)) * width
+
+    def sy(v: float) -> float:
+        return bottom - min(1.0, max(0.0, v)) * height
+
+    ticks = _nice_ticks(0.0, 1.0, 5)
+    step = ticks[1] - ticks[0]
+    svg.path(_segments((x0, sy(t), x1, sy(t)) for t in ticks[1:]), GRID, 0.7)
+    svg.text((x0 + x1) / 2, top - 14, title, size=TITLE, anchor="middle", bold=True)
+
+    shown = [b for b in bins if b.count > 0 and _finite(b.accuracy) and _finite(b.confidence)]
+    for b in shown:
+        left, right = sx(b.lower), sx(b.upper)
+        acc, conf = sy(b.accuracy), sy(b.confidence)
+        tip = (
+            f"confidence {_pct(b.lower)}–{_pct(b.upper)}: accuracy {_pct(b.accuracy)}, "
+            f"mean confidence {_pct(b.confidence)}, {b.count:,} samples"
+        )
+        svg.body.append(f"<g><title>{_esc(tip)}</title>")  # one tooltip for the bar and its gap
+        svg.rect(left, acc, right - left, bottom - acc, BLUE, cls="dp-acc", extra=_BAR_EDGE)
+        # The gap between mean confidence and accuracy is what ECE averages, weighted by bin size.
+        if abs(conf - acc) > 0.05:
+            svg.rect(
+                left,
+                min(acc, conf),
+                right - left,
+                abs(conf - acc),
+                "url(#dp-hatch)",
+                cls="dp-gap",
+                extra=f' stroke="{RED}" stroke-width="0.7"',
+            )
+        svg.body.append("</g>")
+    svg.path(f"M{_f(x0)} {_f(bottom)}L{_f(x1)} {_f(top)}", MUTED, 1.0, dash="4 3")
     if not shown:
-        ax.text(0.5, 0.5, "no samples", ha="center", va="center", color=MUTED, transform=ax.transAxes)
+        svg.text((x0 + x1) / 2, (top + bottom) / 2, "no samples", size=LABEL, anchor="middle", fill=MUTED)
+
+    # counts per bin
+    h_ticks = _count_ticks(bins)
+    scale = max(1.0, max((b.count for b in bins), default=0) * 1.4)  # headroom for the count labels
+
+    def sh(v: float) -> float:
+        return hist_bottom - v / scale * hist_height
+
+    for b in bins:
+        if b.count <= 0:
+            continue
+        left, right = sx(b.lower), sx(b.upper)
+        tip = f"confidence {_pct(b.lower)}–{_pct(b.upper)}: {b.count:,} samples"
+        svg.rect(
+            left, sh(b.count), right - left, hist_bottom - sh(b.count), LIGHT, cls="dp-count", title=tip, extra=_EDGE
+        )
+        if len(bins) <= 20:  # name the counts: a wild bar is often a bin of two samples
+            label = _count(b.count)
+            size = min(SMALL, SMALL * (right - left) / max(1.0, _text_width(label, SMALL)))
+            if size >= 7.5:
+                svg.text(
+                    (left + right) / 2, sh(b.count) - 2, label, size=size, anchor="middle", fill=MUTED, middle=False
+                )
+
+    # axes: spines, tick marks and labels
+    svg.path(
+        f"M{_f(x0)} {_f(top)}V{_f(bottom)}H{_f(x1)}M{_f(x0)} {_f(hist_top)}V{_f(hist_bottom)}H{_f(x1)}", LIGHT, 0.9
+    )
+    marks = [(x0 - TICK_LEN, sy(t), x0, sy(t)) for t in ticks]
+    marks += [(x0 - TICK_LEN, sh(t), x0, sh(t)) for t in h_ticks]
+    marks += [(sx(t), bottom, sx(t), bottom + TICK_LEN) for t in ticks]
+    marks += [(sx(t), hist_bottom, sx(t), hist_bottom + TICK_LEN) for t in ticks]
+    svg.path(_segments(marks), MUTED, 0.8)
+    for t in ticks:
+        svg.text(x0 - TICK_LEN - 3, sy(t), _tick_text(t, step, percent=True), anchor="end")
+        svg.text(sx(t), hist_bottom + TICK_LEN + 9, _tick_text(t, step, percent=True), anchor="middle")
+    for t in h_ticks:
+        svg.text(x0 - TICK_LEN - 3, sh(t), _count(t), anchor="end")
+    svg.text((x0 + x1) / 2, hist_bottom + TICK_LEN + 27, "confidence (top label)", size=LABEL, anchor="middle")
+
+
+_EDGE = ' stroke="#fff" stroke-width="0.6"'  # separates neighbouring bins
+_BAR_EDGE = f' fill-opacity="{BAR_OPACITY}"{_EDGE}'
+
+
+def _count_ticks(bins: Sequence[ReliabilityBin]) -> list[float]:
+    # Zero and the largest round number under the tallest bar: the strip is too short for more.
+    most = max(1, max((b.count for b in bins), default=0))
+    return [0.0, max(t for t in _nice_ticks(0.0, most, 2) if t <= most)]
+
+
+def _count(n: float) -> str:
+    """A sample count in at most five characters: ``1,234``, ``12k``, ``1.2M``."""
+    if n < 10_000:
+        return f"{n:,.0f}"
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div * 0.9995:  # 999,999 is "1M", not "1000k"
+            v = n / div
+            return f"{v:.1f}".rstrip("0").rstrip(".") + unit if v < 10 else f"{v:.0f}{unit}"
+    return f"{n:,.0f}"  # pragma: no cover
 
 
 def reliability_diagram(cal: CalibrationMetrics) -> str:
@@ -222,39 +492,50 @@ def reliability_diagram(cal: CalibrationMetrics) -> str:
     """
     if not cal.reliability and not cal.reliability_after_temperature:
         return _empty("no reliability bins")
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(7.0, 3.5)
-        grid = fig.add_gridspec(2, 2, height_ratios=(3.2, 1.0))
-        panels = (
-            (cal.reliability, f"Before · ECE {_pct(cal.ece)}"),
-            (
-                cal.reliability_after_temperature,
-                f"After T = {_num(cal.temperature)} · ECE {_pct(cal.ece_after_temperature)}",
-            ),
+    # The y tick labels of both panels (percentages above, counts beneath) set the gutters.
+    texts = ["100%"] + [
+        _count(t) for bins in (cal.reliability, cal.reliability_after_temperature) for t in _count_ticks(bins)
+    ]
+    gutter = max(_text_width(t, TICK) for t in texts) + TICK_LEN + 5
+    width, left, between, right = 680.0, 8 + LABEL + 8 + gutter, gutter + 16, 20.0
+    panel = (width - left - between - right) / 2
+    top, height, hist_gap, hist_height = 30.0, 196.0, 10.0, 56.0
+    hist_top = top + height + hist_gap
+    items = [
+        ("box", BLUE, "accuracy"),
+        ("hatch", RED, "gap to confidence"),
+        ("dash", MUTED, "perfect calibration"),
+        ("box", LIGHT, "samples per bin"),
+    ]
+    rows = _legend_rows(items, width - 20)
+    legend_top = hist_top + hist_height + TICK_LEN + 40
+    svg = _Svg(
+        width, legend_top + _LEGEND_ROW * len(rows) + 4, "Reliability diagram before and after temperature scaling"
+    )
+    svg.defs.append(_hatch_pattern())
+    panels = (
+        (cal.reliability, f"Before · ECE {_pct(cal.ece)}"),
+        (
+            cal.reliability_after_temperature,
+            f"After T = {_num(cal.temperature)} · ECE {_pct(cal.ece_after_temperature)}",
+        ),
+    )
+    for i, (bins, title) in enumerate(panels):
+        _reliability_panel(
+            svg,
+            bins,
+            title,
+            x0=left + i * (panel + between),
+            width=panel,
+            top=top,
+            height=height,
+            hist_top=hist_top,
+            hist_height=hist_height,
         )
-        for col, (bins, title) in enumerate(panels):
-            ax = fig.add_subplot(grid[0, col])
-            hist_ax = fig.add_subplot(grid[1, col], sharex=ax)
-            _reliability_panel(ax, hist_ax, bins, title)
-            if col == 1:
-                ax.set_ylabel("")
-                hist_ax.set_ylabel("")
-        handles = [
-            Patch(color=BLUE, alpha=0.85, label="accuracy"),
-            Patch(facecolor=GAP_FILL, edgecolor=RED, hatch="////", label="gap to confidence"),
-            Line2D([], [], ls="--", color=MUTED, label="perfect calibration"),
-            Patch(color=LIGHT, label="samples per bin"),
-        ]
-        fig.legend(handles=handles, loc="outside lower center", ncol=4)
-        return _to_svg(fig, "Reliability diagram before and after temperature scaling")
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%" if _finite(x) else "—"
-
-
-def _num(x: float) -> str:
-    return f"{x:.2f}" if _finite(x) else "—"
+    svg.text(16, top + height / 2, "accuracy", size=LABEL, anchor="middle", rotate=-90)
+    svg.text(16, hist_top + hist_height / 2, "samples", size=LABEL, anchor="middle", rotate=-90)
+    _draw_legend(svg, rows, width / 2, legend_top)
+    return svg.render()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -275,57 +556,109 @@ def confusion_matrix_plot(quality: QualityMetrics) -> str:
         An inline ``<svg>`` element.
     """
     cm = np.asarray(quality.confusion_matrix, dtype=float)
-    k = cm.shape[0] if cm.ndim == 2 else 0
-    if k == 0:
+    k = cm.shape[0] if cm.ndim == 2 and cm.size else 0
+    if k == 0 or cm.shape != (k, k):
         return _empty("no confusion matrix")
     labels = [c.label for c in quality.per_class] if len(quality.per_class) == k else [str(i) for i in range(k)]
     totals = cm.sum(axis=1, keepdims=True)
-    share = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
-    side = float(np.clip(0.42 * k + 1.9, 3.2, 6.8))
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(side + 0.7, side)
-        ax = fig.add_subplot()
-        image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
-        for spine in ax.spines.values():
-            spine.set_visible(False)
-        fontsize = 8 if k <= 6 else 7.5 if k <= 9 else 7
-        for i in range(k):
-            for j in range(k):
-                if cm[i, j] == 0 and k > 6:
-                    continue  # keep large matrices readable: empty cells stay blank
-                text = f"{int(cm[i, j]):,}"
-                if k <= 6:
-                    text += f"\n{100 * share[i, j]:.0f}%"
-                ax.text(
-                    j,
-                    i,
-                    text,
-                    ha="center",
-                    va="center",
-                    fontsize=fontsize,
-                    linespacing=1.15,
-                    color="white" if share[i, j] > 0.55 else INK,
+    share = np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0).tolist()
+    counts = cm.astype(np.int64).tolist()
+    short = [_short(label) for label in labels]
+
+    # Cell size: fill about the width of a half-page column, within readable bounds.
+    label_w = max(_text_width(s, TICK) for s in short)
+    colorbar_w = 14 + 12 + 4 + _text_width("100%", TICK) + 10 + LABEL + 4
+    target = 540.0 if k <= 8 else 680.0
+    left = 8 + LABEL + 10 + label_w + 8
+    cell = min(64.0, max(14.0, (target - left - colorbar_w) / k))
+    rotated = k > 4 or label_w > cell - 6  # column labels that would touch their neighbours
+    # Column labels slant at 40°, which packs them cell * sin 40° apart: when that is less than a line of text
+    # (many classes), they stand upright instead.
+    angle = 40.0 if cell * math.sin(math.radians(40)) >= 1.1 * TICK else 90.0
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    if rotated:  # the first column's label runs down-left from under the matrix: keep it on the canvas
+        left = max(left, 6 + label_w * cos - cell / 2)
+    font = min(TICK, cell * 0.72)
+    top, side = 8.0, cell * k
+    bottom = top + side
+    if rotated:
+        below = label_w * sin * font / TICK + font * cos + 4
+    else:
+        below = font + 10
+    width = left + side + colorbar_w
+    height = bottom + below + LABEL + 16
+    svg = _Svg(width, height, "Confusion matrix, normalised by true class")
+    stops = "".join(f'<stop offset="{_f(i / (len(BLUES) - 1))}" stop-color="{c}"/>' for i, c in enumerate(BLUES))
+    svg.defs.append(f'<linearGradient id="dp-ramp" x1="0" y1="1" x2="0" y2="0">{stops}</linearGradient>')
+
+    # cells, with white gaps between them
+    cell_font = min(12.0, max(8.0, cell * 0.3))
+    two_lines = k <= 6 and cell >= 2.6 * cell_font
+    for i in range(k):
+        y = top + i * cell
+        for j in range(k):
+            x = left + j * cell
+            s, n = share[i][j], counts[i][j]
+            tip = f"true {labels[i]}, predicted {labels[j]}: {n:,} ({100 * s:.1f}% of {labels[i]})"
+            svg.rect(
+                x,
+                y,
+                cell,
+                cell,
+                _blues(s),
+                cls="dp-cell",
+                title=tip,
+                extra=f' stroke="#fff" stroke-width="{_f(min(1.5, cell / 16))}"',
+            )
+            if n == 0 and k > 6:
+                continue  # keep large matrices readable: empty cells stay blank
+            text = f"{n:,}"
+            if _text_width(text, cell_font) > cell - 4:
+                continue  # no room: the tooltip still has it
+            color = "#fff" if s > 0.55 else INK
+            cx, cy = x + cell / 2, y + cell / 2
+            if two_lines:
+                svg.text(cx, cy - 0.55 * cell_font, text, size=cell_font, anchor="middle", fill=color)
+                svg.text(
+                    cx,
+                    cy + 0.6 * cell_font,
+                    f"{100 * s:.0f}%",
+                    size=cell_font * 0.85,
+                    anchor="middle",
+                    fill=color,
+                    extra=' fill-opacity="0.8"',
                 )
-        short = [_short(label) for label in labels]
-        ax.set_xticks(
-            range(k),
-            short,
-            rotation=40 if k > 4 or max(map(len, short)) > 8 else 0,
-            ha="right" if k > 4 or max(map(len, short)) > 8 else "center",
-            rotation_mode="anchor",
-        )
-        ax.set_yticks(range(k), short)
-        ax.set_xticks(np.arange(k + 1) - 0.5, minor=True)
-        ax.set_yticks(np.arange(k + 1) - 0.5, minor=True)
-        ax.grid(which="minor", color="white", linewidth=1.2)
-        ax.tick_params(which="minor", length=0)
-        ax.tick_params(which="major", length=0)
-        ax.set(xlabel="predicted class", ylabel="true class")
-        bar = fig.colorbar(image, ax=ax, fraction=0.045, pad=0.03)
-        bar.set_label("share of true class", color=MUTED)
-        bar.ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        bar.outline.set_visible(False)
-        return _to_svg(fig, "Confusion matrix, normalised by true class")
+            else:
+                svg.text(cx, cy, text, size=cell_font, anchor="middle", fill=color)
+
+    # class names: rows on the left, columns beneath (rotated when long or many)
+    font_attr = {} if font == TICK else {"size": font}
+    for i, name in enumerate(short):
+        svg.text(left - 7, top + (i + 0.5) * cell, name, anchor="end", **font_attr)
+    for j, name in enumerate(short):
+        cx = left + (j + 0.5) * cell
+        if rotated:
+            # Anchor the end of the label so that its vertical centre line points at the column centre.
+            shift = 0.35 * font
+            ax, ay = cx + shift * sin, bottom + 8 + shift * cos
+            svg.text(ax, ay, name, anchor="end", rotate=-angle, middle=False, **font_attr)
+        else:
+            svg.text(cx, bottom + 7 + font / 2, name, anchor="middle", **font_attr)
+    svg.text(10 + LABEL / 2, top + side / 2, "true class", size=LABEL, anchor="middle", rotate=-90, fill=MUTED)
+    svg.text(
+        left + side / 2, bottom + below + LABEL / 2 + 6, "predicted class", size=LABEL, anchor="middle", fill=MUTED
+    )
+
+    # colour bar
+    bx = left + side + 14
+    svg.rect(bx, top, 12, side, "url(#dp-ramp)")
+    ticks = _nice_ticks(0.0, 1.0, 5)
+    svg.path(_segments((bx + 12, bottom - t * side, bx + 12 + 3, bottom - t * side) for t in ticks), MUTED, 0.8)
+    for t in ticks:
+        svg.text(bx + 12 + 5, bottom - t * side, _tick_text(t, ticks[1] - ticks[0], percent=True))
+    label_x = bx + 12 + 5 + _text_width("100%", TICK) + 8 + LABEL / 2
+    svg.text(label_x, top + side / 2, "share of true class", size=LABEL, anchor="middle", rotate=-90, fill=MUTED)
+    return svg.render()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -351,63 +684,153 @@ def slice_plot(slices: Sequence[SliceMetrics], overall_accuracy: float | None = 
     columns: dict[str, list[SliceMetrics]] = {}
     for s in slices:
         columns.setdefault(s.column, []).append(s)
+    level = slices[0].accuracy.level
+    level_text = f"{100 * level:.0f}%" if _finite(level) else "95%"
 
-    ys, labels, values, lows, highs, colors, headers = [], [], [], [], [], [], []
-    y = 0.0
+    row, bar_h = 22.0, 15.0
+    label_w = max(
+        *(_text_width(_short(c), TICK, bold=True) for c in columns),
+        *(_text_width(f"{_short(s.value)} (n={s.n:,})", TICK) for s in slices),
+    )
+    width = 540.0
+    x0 = 10 + label_w + 10
+    x1 = width - 18  # room for the last tick label ("100%") centred on the axis end
+    plot_w = x1 - x0
+    xmax = 1.02  # room for a whisker that ends at 100%
+
+    def sx(v: float) -> float:
+        return x0 + min(xmax, max(0.0, v)) / xmax * plot_w
+
+    # vertical layout: a header line per column, a line per slice, a little air between columns
+    top = 8.0
+    y = top
+    headers: list[tuple[float, str]] = []
+    rows: list[tuple[float, SliceMetrics]] = []
     for column, group in columns.items():
-        headers.append((y, column))
-        y += 0.9
+        headers.append((y + 0.45 * row, column))
+        y += 0.9 * row
         for s in group:
-            iv = s.accuracy
-            ys.append(y)
-            labels.append(f"{_short(s.value)}  (n={s.n:,})")
-            v = iv.value if _finite(iv.value) else 0.0
-            values.append(v)
-            lows.append(max(0.0, v - iv.low) if _finite(iv.low) and _finite(iv.value) else 0.0)
-            highs.append(max(0.0, iv.high - v) if _finite(iv.high) and _finite(iv.value) else 0.0)
-            worse = _finite(overall_accuracy) and _finite(iv.high) and iv.high < overall_accuracy
-            colors.append(RED if worse else BLUE)
-            y += 1.0
-        y += 0.4
+            rows.append((y + row / 2, s))
+            y += row
+        y += 0.4 * row
+    bottom = y - 0.2 * row
+    ticks = _nice_ticks(0.0, 1.0, 5)
+    step = ticks[1] - ticks[0]
+    worse_any = False
+    overall = overall_accuracy if _finite(overall_accuracy) else None
+    items = [("box", BLUE, f"accuracy ({level_text} CI)")]
+    for _, s in rows:
+        worse_any |= overall is not None and _finite(s.accuracy.high) and s.accuracy.high < overall
+    if worse_any:
+        items.append(("box", RED, "CI below overall"))
+    if overall is not None:
+        items.append(("dash", ORANGE, f"overall {_pct(overall)}"))
+    legend = _legend_rows(items, width - 20)
+    legend_top = bottom + TICK_LEN + 42
+    svg = _Svg(
+        width, legend_top + _LEGEND_ROW * len(legend) + 4, f"Accuracy per slice with {level_text} confidence intervals"
+    )
 
-    height = float(np.clip(0.24 * y + 0.9, 1.8, 12.0))
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(6.4, height)
-        ax = fig.add_subplot()
-        ax.barh(ys, values, height=0.68, color=colors, alpha=0.85, zorder=2)
-        ax.errorbar(values, ys, xerr=[lows, highs], fmt="none", ecolor=INK, elinewidth=1, capsize=2.5, zorder=3)
-        for hy, column in headers:
-            ax.text(
-                -0.01,
-                hy,
-                column,
-                transform=ax.get_yaxis_transform(),
-                ha="right",
-                va="center",
-                fontweight="bold",
-                color=INK,
-                fontsize=8.5,
-            )
-        handles = [Patch(color=BLUE, alpha=0.85, label="accuracy (95% CI)")]
-        if any(c == RED for c in colors):
-            handles.append(Patch(color=RED, alpha=0.85, label="CI below overall"))
-        if _finite(overall_accuracy):
-            ax.axvline(overall_accuracy, color=ORANGE, lw=1.3, ls="--", zorder=4)
-            handles.append(Line2D([], [], color=ORANGE, ls="--", label=f"overall {_pct(overall_accuracy)}"))
-        ax.set_yticks(ys, labels)
-        ax.set_ylim(y - 0.4, -0.6)
-        ax.set_xlim(0, 1.02)  # room for a whisker that ends at 100%
-        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-        ax.set_xlabel("accuracy")
-        ax.grid(True, axis="x", zorder=0)
-        ax.tick_params(axis="y", length=0)
-        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
-        return _to_svg(fig, "Accuracy per slice with 95% confidence intervals")
+    svg.path(_segments((sx(t), top, sx(t), bottom) for t in ticks[1:]), GRID, 0.7)
+    for hy, column in headers:
+        svg.text(x0 - 8, hy, _short(column), anchor="end", bold=True)
+    for cy, s in rows:
+        iv = s.accuracy
+        worse = overall is not None and _finite(iv.high) and iv.high < overall
+        label = f'{_esc(_short(s.value))} <tspan fill="{MUTED}">(n={s.n:,})</tspan>'
+        svg.text(x0 - 8, cy, label, anchor="end", raw=True)
+        if not _finite(iv.value):
+            svg.text(x0 + 5, cy, "—", fill=MUTED)
+            continue
+        tip = f"{s.column} = {s.value} (n={s.n:,}): accuracy {_pct(iv.value)}"
+        tip += f", {level_text} CI {_pct(iv.low)} – {_pct(iv.high)}"
+        svg.rect(
+            x0,
+            cy - bar_h / 2,
+            sx(iv.value) - x0,
+            bar_h,
+            RED if worse else BLUE,
+            cls="dp-bar",
+            title=tip,
+            extra=f' fill-opacity="{BAR_OPACITY}"',
+        )
+        if _finite(iv.low) and _finite(iv.high):
+            lo, hi = sx(min(iv.low, iv.value)), sx(max(iv.high, iv.value))
+            d = f"M{_f(lo)} {_f(cy)}H{_f(hi)}M{_f(lo)} {_f(cy - 4)}V{_f(cy + 4)}M{_f(hi)} {_f(cy - 4)}V{_f(cy + 4)}"
+            svg.path(d, INK, 1.0)
+    if overall is not None:
+        svg.path(f"M{_f(sx(overall))} {_f(top - 2)}V{_f(bottom)}", ORANGE, 1.4, dash="5 3")
+
+    svg.path(f"M{_f(x0)} {_f(top)}V{_f(bottom)}H{_f(x1)}", LIGHT, 0.9)
+    svg.path(_segments((sx(t), bottom, sx(t), bottom + TICK_LEN) for t in ticks), MUTED, 0.8)
+    for t in ticks:
+        svg.text(sx(t), bottom + TICK_LEN + 9, _tick_text(t, step, percent=True), anchor="middle")
+    svg.text((x0 + x1) / 2, bottom + TICK_LEN + 27, "accuracy", size=LABEL, anchor="middle")
+    _draw_legend(svg, legend, width / 2, legend_top)
+    return svg.render()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Efficiency
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _LatencyPanel:
+    """One target's panel of :func:`latency_plot`: what it shows and how its y axis maps values to pixels."""
+
+    target: str
+    cells: dict[tuple[str, int], tuple[float, float, float]]  # (variant, batch) -> (p50, p95, p99) in ms
+    batches: list[int]
+    variants: list[str]
+    log: bool
+    lo: float
+    hi: float
+    ticks: list[float]
+    texts: list[str]
+
+    @classmethod
+    def build(
+        cls, target: str, cells: dict[tuple[str, int], tuple[float, float, float]], order: list[str]
+    ) -> _LatencyPanel:
+        batches = sorted({b for _, b in cells})
+        variants = [v for v in order if any((v, b) in cells for b in batches)]
+        finite = [x for triple in cells.values() for x in triple if _finite(x) and x > 0]
+        log = bool(finite) and max(finite) / min(finite) > 30
+        if log:
+            lo, hi = min(finite) / 1.6, max(finite) * 1.6
+            ticks = _log_ticks(lo, hi)
+            texts = [_log_text(t) for t in ticks]
+        else:
+            ticks = _nice_ticks(0.0, max(finite, default=1.0) * 1.04, 5)
+            lo, hi = 0.0, ticks[-1]
+            texts = [_tick_text(t, ticks[1] - ticks[0]) for t in ticks]
+        return cls(target, cells, batches, variants, log, lo, hi, ticks, texts)
+
+    @property
+    def slots(self) -> int:
+        return len(self.batches) * max(1, len(self.variants))
+
+    @property
+    def gutter(self) -> float:
+        """Room left of the plot for the tick labels."""
+        return max(_text_width(t, TICK) for t in self.texts) + TICK_LEN + 8
+
+    def title_width(self) -> float:
+        return _text_width(_short(self.target, 28), TITLE, bold=True) + (
+            _text_width("  (log scale)", TICK) if self.log else 0.0
+        )
+
+    def fraction(self, v: float) -> float:
+        """Where ``v`` sits on the axis, from 0 (bottom) to 1 (top), clipped."""
+        if self.log:
+            t = (math.log10(v) - math.log10(self.lo)) / (math.log10(self.hi) - math.log10(self.lo))
+        else:
+            t = (v - self.lo) / (self.hi - self.lo)
+        return min(1.0, max(0.0, t))
+
+    def shows(self, v: float) -> bool:
+        return _finite(v) and (v > 0 or not self.log)
 
 
 def latency_plot(evaluations: Iterable[Evaluation]) -> str:
@@ -423,61 +846,88 @@ def latency_plot(evaluations: Iterable[Evaluation]) -> str:
         An inline ``<svg>`` element.
     """
     evaluations = tuple(evaluations)
-    variants = list(dict.fromkeys(e.variant for e in evaluations))
+    order = list(dict.fromkeys(e.variant for e in evaluations))
     targets: dict[str, dict[tuple[str, int], tuple[float, float, float]]] = {}
     for e in evaluations:
         for eff in e.efficiency:
             cells = targets.setdefault(eff.target, {})
             for lat in eff.latency:
                 cells[(e.variant, lat.batch_size)] = (lat.p50_ms, lat.p95_ms, lat.p99_ms)
-    if not targets:
+    panels = [_LatencyPanel.build(target, cells, order) for target, cells in targets.items() if cells]
+    if not panels:
         return _empty("no latency measurements")
+    color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(order)}
 
-    color = {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(variants)}
-    slots = [len({b for _, b in cells}) * max(1, len({v for v, _ in cells})) for cells in targets.values()]
-    width = float(np.clip(1.6 + sum(0.42 * s + 0.9 for s in slots), 4.2, 9.5))
-    with matplotlib.rc_context(_STYLE):
-        fig = _figure(width, 3.0)
-        axes = fig.subplots(1, len(targets), squeeze=False, width_ratios=[s + 2 for s in slots])[0]
-        log_targets = []
-        for ax, (target, cells) in zip(axes, targets.items(), strict=True):
-            batches = sorted({b for _, b in cells})
-            present = [v for v in variants if any((v, b) in cells for b in batches)]
-            bar_w = 0.8 / max(1, len(present))
-            finite = [x for triple in cells.values() for x in triple if _finite(x) and x > 0]
-            log = bool(finite) and max(finite) / min(finite) > 30
-            for i, v in enumerate(present):
-                xs, p50, p95, p99 = [], [], [], []
-                for j, b in enumerate(batches):
-                    if (v, b) not in cells:
-                        continue
-                    xs.append(j - 0.4 + bar_w * (i + 0.5))
-                    p50.append(cells[(v, b)][0])
-                    p95.append(cells[(v, b)][1])
-                    p99.append(cells[(v, b)][2])
-                ax.bar(xs, p50, width=bar_w * 0.92, color=color[v], alpha=0.88, zorder=2)
-                ax.scatter(xs, p95, marker="_", s=90, linewidths=1.6, color=INK, zorder=3)
-                ax.scatter(xs, p99, marker="v", s=14, color=INK, zorder=3)
-            if log:
-                log_targets.append(target)
-                ax.set_yscale("log")
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-                ax.set_ylim(min(finite) / 1.6, max(finite) * 1.6)
-            else:
-                ax.set_ylim(0, (max(finite) if finite else 1.0) * 1.12)
-            ax.set_xticks(range(len(batches)), [f"batch {b}" for b in batches])
-            ax.set_xlim(-0.6, len(batches) - 0.4)
-            ax.set_title(_short(target, 28) + ("  (log scale)" if log else ""), fontsize=8.5)
-            ax.grid(True, axis="y", which="major", zorder=0)
-            ax.tick_params(axis="x", length=0)
-        axes[0].set_ylabel("latency per call (ms)")
-        handles = [Patch(color=color[v], alpha=0.88, label=f"{_short(v, 24)} p50") for v in variants]
-        handles += [
-            Line2D([], [], ls="", marker="_", markersize=9, mew=1.6, color=INK, label="p95"),
-            Line2D([], [], ls="", marker="v", markersize=4, color=INK, label="p99"),
-        ]
-        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
-        label = "Latency per target and batch size"
-        if log_targets:
-            label += f" (log scale: {', '.join(log_targets)})"
-        return _to_svg(fig, label)
+    # Horizontal layout: slots (one bar each) roomy for a few bars, narrower for many, so that a comparison of
+    # many variants still fits a page; a panel is never narrower than its title.
+    ylabel_w, between, right = LABEL + 12, 22.0, 10.0
+    fixed = ylabel_w + sum(p.gutter for p in panels) + between * (len(panels) - 1) + right
+    slot_w = min(44.0, max(16.0, (1000 - fixed) / sum(p.slots for p in panels)))
+    plot_ws = [max(p.slots * slot_w + 24, 110.0, p.title_width() + 4 - p.gutter / 2) for p in panels]
+    width = fixed + sum(plot_ws)
+    if width < 420:  # a single small panel: widen it rather than leave a postage stamp
+        plot_ws = [w + (420 - width) / len(plot_ws) for w in plot_ws]
+        width = 420.0
+
+    top, plot_h = 30.0, 190.0
+    bottom = top + plot_h
+    shown = [v for v in order if any(v in p.variants for p in panels)]
+    items = [("box", color[v], f"{_short(v, 24)} p50") for v in shown]
+    items += [("tick", INK, "p95"), ("triangle", INK, "p99")]
+    legend = _legend_rows(items, width - 20)
+    legend_top = bottom + TICK_LEN + 28
+    label = "Latency per target and batch size"
+    if any(p.log for p in panels):
+        label += f" (log scale: {', '.join(p.target for p in panels if p.log)})"
+    svg = _Svg(width, legend_top + _LEGEND_ROW * len(legend) + 4, label)
+
+    x = ylabel_w
+    for p, plot_w in zip(panels, plot_ws, strict=True):
+        x0 = x + p.gutter
+        x1 = x0 + plot_w
+        x = x1 + between
+
+        def sy(v: float, p: _LatencyPanel = p) -> float:
+            return bottom - p.fraction(v) * plot_h
+
+        svg.path(_segments((x0, sy(t), x1, sy(t)) for t in p.ticks if sy(t) < bottom - 0.5), GRID, 0.7)
+        title = _esc(_short(p.target, 28))
+        if p.log:
+            title += f'<tspan fill="{MUTED}" font-weight="400" font-size="{_f(TICK)}">  (log scale)</tspan>'
+        svg.text((x0 + x1) / 2, top - 14, title, size=TITLE, anchor="middle", bold=True, raw=True)
+
+        group_w = plot_w / len(p.batches)
+        slot = 0.8 * group_w / max(1, len(p.variants))
+        bar_w = min(slot * 0.92, 64.0)
+        marker = min(bar_w * 0.7, 18.0)
+        for j, b in enumerate(p.batches):
+            for i, v in enumerate(p.variants):
+                if (v, b) not in p.cells:
+                    continue
+                p50, p95, p99 = p.cells[(v, b)]
+                cx = x0 + (j + 0.1) * group_w + slot * (i + 0.5)
+                tip = f"{v} on {p.target}, batch {b}: p50 {_ms(p50)} ms, p95 {_ms(p95)} ms, p99 {_ms(p99)} ms"
+                if p.shows(p50):
+                    extra = f' fill-opacity="{BAR_OPACITY}"'
+                    svg.rect(
+                        cx - bar_w / 2, sy(p50), bar_w, bottom - sy(p50), color[v], cls="dp-bar", title=tip, extra=extra
+                    )
+                if p.shows(p95):
+                    svg.path(f"M{_f(cx - marker / 2)} {_f(sy(p95))}H{_f(cx + marker / 2)}", INK, 1.8)
+                if p.shows(p99):
+                    svg.path(_triangle(cx, sy(p99)), fill=INK)
+        svg.path(f"M{_f(x0)} {_f(top)}V{_f(bottom)}H{_f(x1)}", LIGHT, 0.9)
+        svg.path(_segments((x0 - TICK_LEN, sy(t), x0, sy(t)) for t in p.ticks), MUTED, 0.8)
+        for t, text in zip(p.ticks, p.texts, strict=True):
+            svg.text(x0 - TICK_LEN - 3, sy(t), text, anchor="end")
+        for j, b in enumerate(p.batches):
+            svg.text(x0 + (j + 0.5) * group_w, bottom + TICK_LEN + 9, f"batch {b}", anchor="middle")
+    svg.text(10 + LABEL / 2, top + plot_h / 2, "latency per call (ms)", size=LABEL, anchor="middle", rotate=-90)
+    _draw_legend(svg, legend, width / 2, legend_top)
+    return svg.render()
+
+
+def _ms(x: float) -> str:
+    if not _finite(x):
+        return "—"
+    return f"{x:,.2f}" if x >= 1 else f"{x:.3g}"
