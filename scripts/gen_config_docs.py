@@ -91,6 +91,12 @@ def render() -> str:
         threads = t["threads"] or "all cores"
         lines.append(f"| `{name}` | {threads} | {t['batch_sizes']} | {t['memory_budget_mb']} | {t['price_per_hour']} |")
     lines.append("")
+    _section("`optimize`", c.OptimizeConfig, "optimize", lines)
+    _section("`optimize.tolerance`", c.Tolerance, "optimize.tolerance", lines)
+    lines += ["Each entry of `optimize.recipes` is a recipe name, or a mapping with `recipe` and the options below.", ""]
+    for model in c.RECIPE_MODELS:
+        kind = model.model_fields["recipe"].annotation.__args__[0]
+        _section(f"`optimize.recipes` entry with `recipe: {kind}`", model, "optimize.recipes", lines)
     _section("`evaluate`", c.EvaluateConfig, "evaluate", lines)
     _section("`evaluate.efficiency`", c.EfficiencyConfig, "evaluate.efficiency", lines)
     return "\n".join(lines)

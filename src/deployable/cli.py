@@ -37,9 +37,11 @@ def _summary(result: Any, out: Path | None) -> None:
     for eff in result.evaluations[0].efficiency:
         for lat in eff.latency:
             table.add_column(f"{eff.target}\nbatch {lat.batch_size} p50", justify="right")
+    status = {v.name: v.status for v in result.variants}
     for ev in result.evaluations:
         q, c = ev.quality, ev.calibration
-        row = [ev.variant, f"{q.accuracy:.1%}", f"{q.macro_f1:.3f}", f"{c.ece:.3f}", f"{c.ece_after_temperature:.3f}"]
+        name = ev.variant if status.get(ev.variant) != "rejected" else f"{ev.variant} (rejected)"
+        row = [name, f"{q.accuracy:.1%}", f"{q.macro_f1:.3f}", f"{c.ece:.3f}", f"{c.ece_after_temperature:.3f}"]
         row += [f"{lat.p50_ms:.1f} ms" for eff in ev.efficiency for lat in eff.latency]
         table.add_row(*row)
     out_console.print(table)
@@ -67,6 +69,26 @@ def run(
     from deployable.pipeline import run as run_pipeline
 
     result = run_pipeline(config, out, progress=not quiet, use_cache=not no_cache, console=console)
+    _summary(result, out)
+
+
+@app.command()
+def optimize(
+    config: Annotated[Path, typer.Argument(help="deployable.yaml with an optimize: section")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")] = Path("runs/latest"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Make the variants the config's optimize: section lists, evaluate each against the source, write the run."""
+    from deployable.config import load_config
+    from deployable.pipeline import run as run_pipeline
+
+    project = load_config(config)
+    if not project.optimize.recipes:
+        raise DeployableError(
+            f"{config}: optimize.recipes is empty, so there is nothing to optimize",
+            hint="add recipes such as [onnx-fp32, onnx-fused, int8-dynamic]; see docs/config.md",
+        )
+    result = run_pipeline(project, out, progress=not quiet, console=console)
     _summary(result, out)
 
 

@@ -6,6 +6,7 @@ Every relative path in the file is resolved against the folder holding the file.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -201,6 +202,141 @@ class EvaluateConfig(_Strict):
     efficiency: EfficiencyConfig = Field(default_factory=EfficiencyConfig, description="see below")
 
 
+class Tolerance(_Strict):
+    """How faithful a variant must stay to the source model, measured on the tolerance split."""
+
+    max_accuracy_drop: float = Field(
+        0.003, ge=0, le=1, description="largest allowed accuracy loss (0.003 = 0.3 points)"
+    )
+    min_agreement: float = Field(0.99, ge=0, le=1, description="smallest share of samples with the source's prediction")
+    split: str = Field("validation", description="split the tolerance is checked on (the test split stays unseen)")
+
+
+class _Recipe(_Strict):
+    name: str | None = Field(None, description="variant name; default: the recipe name")
+    parent: str | None = Field(None, description="variant to start from; default: the recipe's natural parent")
+
+
+class OnnxFp32Recipe(_Recipe):
+    """Export to ONNX (dynamic batch and sequence axes), checked for parity with the source on real inputs."""
+
+    recipe: Literal["onnx-fp32"]
+
+
+class OnnxFusedRecipe(_Recipe):
+    """onnxruntime graph optimizations, with the transformer fusions (attention, layer norm, GELU) where they apply."""
+
+    recipe: Literal["onnx-fused"]
+    level: Literal["basic", "extended"] = Field(
+        "extended",
+        description="onnxruntime optimization level saved in the graph (hardware-specific 'all' is "
+        "applied by every session at load time anyway)",
+    )
+
+
+class Int8DynamicRecipe(_Recipe):
+    """INT8 weights, activations quantized on the fly (onnxruntime ``quantize_dynamic``)."""
+
+    recipe: Literal["int8-dynamic"]
+    per_channel: bool = Field(True, description="one scale per output channel (False: one per tensor)")
+    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI")
+    search: bool = Field(True, description="fall back the most sensitive nodes to float until within tolerance")
+
+
+class Int8StaticRecipe(_Recipe):
+    """INT8 weights and activations (QDQ), activation ranges calibrated on a sample of the calibration split."""
+
+    recipe: Literal["int8-static"]
+    method: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="calibration method")
+    per_channel: bool = Field(True, description="one weight scale per output channel")
+    percentile: float = Field(99.999, gt=90, lt=100, description="for method: percentile")
+    search: bool = Field(True, description="fall back the most sensitive nodes to float until within tolerance")
+
+
+class Fp16Recipe(_Recipe):
+    """FP16 weights and compute; helps on GPUs and recent ARM CPUs, rarely on x86 CPUs (the report says so)."""
+
+    recipe: Literal["fp16"]
+
+
+class PrunedRecipe(_Recipe):
+    """Pruning with torch's utilities, then a short fine-tune on the train split against the source's soft labels."""
+
+    recipe: Literal["pruned"]
+    method: Literal["magnitude", "structured"] = Field(
+        "structured", description="magnitude: zero the smallest weights; structured: remove whole FFN neurons"
+    )
+    amount: float = Field(0.3, gt=0, lt=1, description="share of weights (or neurons) removed")
+    epochs: int = Field(2, ge=0, description="fine-tuning epochs on the train split")
+    learning_rate: float = Field(3e-5, gt=0, description="fine-tuning learning rate")
+
+
+class DistilledRecipe(_Recipe):
+    """A smaller student (for transformers, a subset of layers) trained on the source's soft labels."""
+
+    recipe: Literal["distilled"]
+    layers: list[int] | None = Field(None, description="encoder layers the student keeps; default: every other one")
+    epochs: int = Field(4, ge=1, description="training epochs on the train split")
+    learning_rate: float = Field(5e-5, gt=0, description="training learning rate")
+    temperature: float = Field(2.0, gt=0, description="softening temperature of the teacher's labels")
+
+
+RecipeConfig = Annotated[
+    OnnxFp32Recipe
+    | OnnxFusedRecipe
+    | Int8DynamicRecipe
+    | Int8StaticRecipe
+    | Fp16Recipe
+    | PrunedRecipe
+    | DistilledRecipe,
+    Field(discriminator="recipe"),
+]
+RECIPE_MODELS = (
+    OnnxFp32Recipe,
+    OnnxFusedRecipe,
+    Int8DynamicRecipe,
+    Int8StaticRecipe,
+    Fp16Recipe,
+    PrunedRecipe,
+    DistilledRecipe,
+)
+
+
+class OptimizeConfig(_Strict):
+    """Which variants to make from the source model, and how faithful they must stay."""
+
+    recipes: list[RecipeConfig] = Field(default_factory=list, description="recipes, by name or with options")
+    tolerance: Tolerance = Field(default_factory=Tolerance, description="faithfulness a variant must keep")
+    calibration_split: str = Field("train", description="split the calibration samples are drawn from")
+    calibration_samples: int = Field(256, ge=8, description="samples for static quantization's calibration")
+    opset: int = Field(17, ge=13, le=21, description="ONNX opset of exported graphs")
+    seed: int = Field(0, description="seed of sampling and training in recipes")
+
+    @field_validator("recipes", mode="before")
+    @classmethod
+    def _names_to_mappings(cls, v: Any) -> Any:
+        # 'int8-dynamic' is short for {recipe: int8-dynamic}
+        return [{"recipe": r} if isinstance(r, str) else r for r in v] if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> OptimizeConfig:
+        names = [r.name or r.recipe for r in self.recipes]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"two recipes would make a variant named {dup[0]!r}; give one a 'name'")
+        if "source" in names:
+            raise ValueError("'source' names the model as given; pick another variant name")
+        known = {"source", *names}
+        for r in self.recipes:
+            if r.parent is not None and r.parent not in known:
+                hint = closest(r.parent, known)
+                raise ValueError(
+                    f"parent {r.parent!r} is not a variant of this config"
+                    + (f" (did you mean {hint!r}?)" if hint else "")
+                )
+        return self
+
+
 class PrepareStep(_Strict):
     """A command that makes files the run needs (train a head, write data), rerun when its inputs change."""
 
@@ -221,6 +357,7 @@ class Project(_Strict):
         default_factory=lambda: ["edge-cpu", "cloud-cpu"],
         description="built-in names (edge-cpu, cloud-cpu) or target definitions",
     )
+    optimize: OptimizeConfig = Field(default_factory=OptimizeConfig, description="variants to make and keep")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="how variants are evaluated")
     cache_dir: str = Field(".deployable-cache", description="prediction store and other caches")
     base_dir: str = Field("", description="set by the loader: the config's folder (relative paths resolve here)")
@@ -309,16 +446,7 @@ def _explain(label: str, exc: ValidationError) -> str:
     err = max(errors, key=weight)
     raw_loc = [str(p) for p in err["loc"]]
     # drop discriminator tags pydantic inserts for tagged unions (model.sentence-transformers.head -> model.head)
-    tags = {
-        "transformers",
-        "sentence-transformers",
-        "pytorch",
-        "torchscript",
-        "onnx",
-        "str",
-        "TargetConfig",
-        "BinnedSlice",
-    }
+    tags = _union_tags()
     loc = [p for p in raw_loc if p not in tags and not p.startswith("function-")]
     key = ".".join(loc) or "(top level)"
     kind = err["type"]
@@ -335,15 +463,29 @@ def _explain(label: str, exc: ValidationError) -> str:
     if kind == "union_tag_invalid":
         ctx = err.get("ctx", {})
         tag = ctx.get("tag", found)
+        field = str(ctx.get("discriminator", "'type'")).strip("'")
         options = [o.strip(" '") for o in str(ctx.get("expected_tags", "")).split(",")]
         match = closest(str(tag), options)
         fix = f"did you mean '{match}'?" if match else f"valid: {', '.join(options)}"
-        return f"{label}: {key}.type: unknown model type '{tag}' ({fix})"
+        what = "recipe" if field == "recipe" else "model type"
+        return f"{label}: {key}.{field}: unknown {what} '{tag}' ({fix})"
     shown = repr(found) if not isinstance(found, dict) else "a mapping"
     if len(shown) > 60:
         shown = shown[:57] + "..."
     msg = err["msg"].removeprefix("Value error, ").rstrip(".")
+    if kind == "value_error" and isinstance(found, dict):  # a check across keys: the message says it all
+        return f"{label}: {key}: {msg} (see docs/config.md)"
     return f"{label}: {key}: {msg}; found {shown} (fix the value; see docs/config.md)"
+
+
+def _union_tags() -> set[str]:
+    """Discriminator values pydantic puts in error locations of tagged unions (model.onnx.path -> model.path)."""
+    tags = {"str", "TargetConfig", "BinnedSlice"}
+    for union in (ModelConfig, RecipeConfig):
+        for member in typing.get_args(typing.get_args(union)[0]):
+            field = member.model_fields.get("type") or member.model_fields.get("recipe")
+            tags.update(typing.get_args(field.annotation))
+    return tags
 
 
 def _model_at(loc: list[str]) -> type[BaseModel] | None:
@@ -366,7 +508,7 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
         if len(members) > 1 and i < len(parts):
             nxt = parts[i + 1] if parts[i].isdigit() and i + 1 < len(parts) else parts[i]
             for m in members:
-                tag = m.model_fields.get("type")
+                tag = m.model_fields.get("type") or m.model_fields.get("recipe")
                 literal = getattr(tag.annotation, "__args__", (None,))[0] if tag else None
                 if nxt in (m.__name__, literal):
                     model = m

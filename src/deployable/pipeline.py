@@ -124,18 +124,44 @@ def run(
     store = PredictionStore(cache_root)
 
     def build(folder: Path | None) -> RunResult:
-        t = time.perf_counter()
         with _progress(progress) as bar:
-            evaluation = evaluate_variant(
-                variant,
-                predictor,
-                dataset,
-                project.evaluate,
-                store,
-                targets=targets,
-                progress=bar,
-                predictions_dir=folder / "predictions" if folder else None,
-            )
+            variants = [variant]
+            predictors = {variant.name: predictor}
+            if project.optimize.recipes:
+                from deployable.optimize import OptimizeContext, optimize
+
+                t = time.perf_counter()
+                ctx = OptimizeContext(
+                    cfg=project.optimize,
+                    dataset=dataset,
+                    store=store,
+                    workdir=project.path(project.cache_dir) / "variants",
+                    batch_size=project.evaluate.batch_size,
+                    progress=bar,
+                    predictors={"source": predictor},
+                )
+                made = optimize(ctx, variant)
+                variants += made
+                predictors.update({v.name: ctx.predictors[v.name] for v in made})
+                timings["optimize"] = time.perf_counter() - t
+            t = time.perf_counter()
+            evaluations = []
+            reference = None
+            for v in variants:
+                ev = evaluate_variant(
+                    v,
+                    predictors[v.name],
+                    dataset,
+                    project.evaluate,
+                    store,
+                    targets=targets,
+                    progress=bar,
+                    predictions_dir=folder / "predictions" if folder else None,
+                    reference=reference,
+                )
+                if reference is None:  # the source: every other variant is compared with it
+                    reference = (v.name, store.get(ev.store_key).logits)
+                evaluations.append(ev)
         timings["evaluate"] = time.perf_counter() - t
         return RunResult(
             schema_version=SCHEMA_VERSION,
@@ -144,9 +170,9 @@ def run(
             deployable_version=__version__,
             config=_public_config(project),
             dataset=dataset.info(),
-            variants=(variant,),
+            variants=tuple(variants),
             targets=tuple(targets),
-            evaluations=(evaluation,),
+            evaluations=tuple(evaluations),
             environment=_environment(),
             timings_s=timings,
         )

@@ -143,6 +143,8 @@ class Variant(Record):
     spec: dict[str, Any]
     parent: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
+    status: str = "accepted"  # or "rejected": outside the optimization tolerance (kept, with the reason)
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -259,6 +261,24 @@ class Efficiency(Record):
 
 
 @dataclass(frozen=True)
+class Faithfulness(Record):
+    """How closely a variant follows a reference model (its source) on the same samples.
+
+    ``accuracy_delta`` is variant minus reference, with a paired bootstrap interval; ``agreement`` is the share of
+    samples with the same top-1 prediction.
+    """
+
+    reference: str
+    split: str
+    n: int
+    agreement: float
+    accuracy_delta: Interval
+    ece_delta: float
+    max_abs_logit_diff: float
+    mean_abs_logit_diff: float
+
+
+@dataclass(frozen=True)
 class Evaluation(Record):
     """Everything measured about one variant on the test split; every metric is computed from stored logits."""
 
@@ -270,6 +290,7 @@ class Evaluation(Record):
     slices: tuple[SliceMetrics, ...]
     efficiency: tuple[Efficiency, ...]
     predictions_file: str | None = None
+    faithfulness: Faithfulness | None = None
 
 
 @dataclass(frozen=True)

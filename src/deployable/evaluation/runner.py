@@ -16,6 +16,7 @@ from deployable.core.records import Evaluation, Target, Variant
 from deployable.data.dataset import Dataset, Split
 from deployable.evaluation.batching import iter_batches
 from deployable.evaluation.metrics import calibration_metrics, quality_metrics, slice_metrics, softmax
+from deployable.evaluation.metrics.faithfulness import faithfulness
 from deployable.evaluation.store import PredictionStore, StoredPredictions, prediction_key
 from deployable.models.base import Predictor
 
@@ -99,8 +100,12 @@ def evaluate_variant(
     targets: Sequence[Target] = (),
     progress: Progress | None = None,
     predictions_dir: Path | None = None,
+    reference: tuple[str, np.ndarray] | None = None,
 ) -> Evaluation:
-    """Every metric of one variant on the test split (temperature fitted on the calibration split)."""
+    """Every metric of one variant on the test split (temperature fitted on the calibration split).
+
+    ``reference`` is (name, test-split logits) of the model this variant must stay faithful to.
+    """
     from deployable.evaluation.targets import measure_efficiency
 
     if predictor.label_names is not None and tuple(predictor.label_names) != tuple(dataset.label_names):
@@ -158,6 +163,19 @@ def evaluate_variant(
     efficiency = ()
     if targets and cfg.efficiency.enabled:
         efficiency = tuple(measure_efficiency(variant, t, test, cfg.efficiency, progress=progress) for t in targets)
+    faithful = None
+    if reference is not None:
+        faithful = faithfulness(
+            y_true,
+            preds.logits,
+            reference[1],
+            reference=reference[0],
+            split=test.name,
+            n_bootstrap=cfg.n_bootstrap,
+            level=cfg.confidence_level,
+            seed=cfg.seed,
+            n_bins=cfg.n_bins,
+        )
     return Evaluation(
         variant=variant.name,
         split=test.name,
@@ -167,6 +185,7 @@ def evaluate_variant(
         slices=slices,
         efficiency=efficiency,
         predictions_file=predictions_file,
+        faithfulness=faithful,
     )
 
 

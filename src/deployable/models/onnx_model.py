@@ -64,6 +64,11 @@ class OnnxPredictor(Predictor):
             )
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{self.path}: onnxruntime cannot load this model ({str(exc).splitlines()[0]})") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if self.head is None and "labels" in meta:  # written by deployable's exporter
+            import json
+
+            self.label_names = tuple(json.loads(meta["labels"]))
         self.input_names = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         self.logits_name = "logits" if "logits" in outputs else outputs[0]
@@ -77,15 +82,19 @@ class OnnxPredictor(Predictor):
     def set_threads(self, n: int) -> None:
         self._open(n)
 
-    def forward(self, batch: Any) -> ForwardOutput:
+    def feed(self, batch: Any) -> dict[str, np.ndarray]:
+        """The graph's input arrays for a batch of raw inputs (tokenized text, or one float array)."""
         if self.tokenizer is not None:
             enc = tokenize(self.tokenizer, batch, self.max_length, framework="np")
             feed = {k: np.asarray(enc[k], dtype=np.int64) for k in self.input_names if k in enc}
             missing = set(self.input_names) - set(feed)
             if missing:
                 raise ModelError(f"{self.path}: graph input(s) {sorted(missing)} are not produced by the tokenizer")
-        else:
-            feed = {self.input_names[0]: as_float_batch(batch)}
+            return feed
+        return {self.input_names[0]: as_float_batch(batch)}
+
+    def forward(self, batch: Any) -> ForwardOutput:
+        feed = self.feed(batch)
         out = self.session.run(self.output_names, feed)
         if self.pooling != "none":
             emb = pool_numpy(out[0], feed["attention_mask"], self.pooling, self.normalize)

@@ -1,0 +1,160 @@
+"""What every recipe gets (the context) and gives back (a variant), and the cache of variant artifacts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deployable.config import OptimizeConfig
+from deployable.core.hashing import hash_json, sha256_files, total_size
+from deployable.core.records import Variant
+from deployable.data.dataset import Dataset, Split
+from deployable.evaluation.runner import Progress, predict
+from deployable.evaluation.store import PredictionStore
+from deployable.models.base import Predictor
+
+
+@dataclass
+class OptimizeContext:
+    """Shared state of one optimization run."""
+
+    cfg: OptimizeConfig
+    dataset: Dataset
+    store: PredictionStore
+    workdir: Path
+    batch_size: int = 32
+    progress: Progress = field(default_factory=Progress)
+    predictors: dict[str, Predictor] = field(default_factory=dict)
+    variants: dict[str, Variant] = field(default_factory=dict)
+
+    def calibration_inputs(self) -> Any:
+        """A seeded sample of the calibration split's inputs (what static quantization calibrates on)."""
+        split = self.dataset.split(self.cfg.calibration_split)
+        n = min(len(split), self.cfg.calibration_samples)
+        index = np.sort(np.random.default_rng(self.cfg.seed).choice(len(split), size=n, replace=False))
+        return [split.inputs[i] for i in index] if isinstance(split.inputs, list) else split.inputs[index]
+
+    def logits(self, name: str, split: Split) -> np.ndarray:
+        """Logits of a known variant on a split, through the prediction store (one forward pass, ever)."""
+        return predict(
+            self.predictors[name],
+            split,
+            self.store,
+            batch_size=self.batch_size,
+            progress=self.progress,
+            label=f"{name} · {split.name}",
+        ).logits
+
+
+@dataclass(frozen=True)
+class ToleranceCheck:
+    """A variant against the source on the tolerance split."""
+
+    split: str
+    n: int
+    accuracy: float
+    source_accuracy: float
+    agreement: float
+    max_accuracy_drop: float
+    min_agreement: float
+
+    @property
+    def accuracy_drop(self) -> float:
+        return self.source_accuracy - self.accuracy
+
+    @property
+    def ok(self) -> bool:
+        return self.accuracy_drop <= self.max_accuracy_drop + 1e-12 and self.agreement >= self.min_agreement - 1e-12
+
+    def reason(self) -> str:
+        parts = []
+        if self.accuracy_drop > self.max_accuracy_drop + 1e-12:
+            parts.append(f"accuracy drop {100 * self.accuracy_drop:.2f} points > {100 * self.max_accuracy_drop:.2f}")
+        if self.agreement < self.min_agreement - 1e-12:
+            parts.append(f"agreement {self.agreement:.1%} < {self.min_agreement:.1%}")
+        return f"on {self.split} (n={self.n}): " + "; ".join(parts) if parts else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "source_accuracy": self.source_accuracy,
+            "accuracy_drop": self.accuracy_drop,
+            "agreement": self.agreement,
+        }
+
+
+def check_tolerance(ctx: OptimizeContext, logits: np.ndarray, source_logits: np.ndarray) -> ToleranceCheck:
+    """Compare logits on the tolerance split with the source's."""
+    tol = ctx.cfg.tolerance
+    split = ctx.dataset.split(tol.split)
+    y = split.labels
+    return ToleranceCheck(
+        split=split.name,
+        n=len(y),
+        accuracy=float((logits.argmax(1) == y).mean()),
+        source_accuracy=float((source_logits.argmax(1) == y).mean()),
+        agreement=float((logits.argmax(1) == source_logits.argmax(1)).mean()),
+        max_accuracy_drop=tol.max_accuracy_drop,
+        min_agreement=tol.min_agreement,
+    )
+
+
+def artifact_dir(ctx: OptimizeContext, parent: Variant, recipe: dict[str, Any], extra: Any = None) -> Path:
+    """The cache folder of the artifact a recipe makes from ``parent``: same inputs, same folder."""
+    key = hash_json({"parent": parent.sha256, "recipe": recipe, "extra": extra, "v": 1})
+    return ctx.workdir / key[:16]
+
+
+def cached_or_build(folder: Path, build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``build(tmp_folder) -> meta`` unless ``folder`` already holds a finished artifact; return its meta.
+
+    The artifact is built in a temporary folder and renamed into place, so an interrupted build leaves nothing
+    that looks finished.
+    """
+    meta_file = folder / "variant.json"
+    if meta_file.is_file():
+        return json.loads(meta_file.read_text())
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        meta = build(tmp)
+        (tmp / "variant.json").write_text(json.dumps(meta, indent=1, default=str))
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.replace(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def relocate(spec: dict[str, Any], tmp: Path, final: Path) -> dict[str, Any]:
+    """A spec written while building in ``tmp`` with its paths moved to ``final``."""
+    out = dict(spec)
+    for key in ("path", "encoder", "head", "weights"):
+        if isinstance(out.get(key), str) and out[key].startswith(str(tmp)):
+            out[key] = str(final) + out[key][len(str(tmp)) :]
+    return out
+
+
+def make_variant(
+    name: str, spec: dict[str, Any], files: list[Path], parent: Variant, recipe: dict[str, Any]
+) -> Variant:
+    return Variant(
+        name=name,
+        kind=spec["type"],
+        files=tuple(str(f) for f in files),
+        sha256=sha256_files(files),
+        size_bytes=total_size(files),
+        spec=spec,
+        parent=parent.name,
+        recipe=recipe,
+    )

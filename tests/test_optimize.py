@@ -1,0 +1,271 @@
+"""Optimize: ONNX export with parity, fusion, INT8 dynamic/static with the accuracy-aware search, FP16."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from deployable.config import OptimizeConfig, load_config
+from deployable.core.errors import DeployableError, ModelError
+from deployable.core.plugins import list_plugins
+from deployable.core.records import Variant
+from deployable.data import load_dataset
+from deployable.evaluation.store import PredictionStore
+from deployable.models import load_predictor, source_variant
+from deployable.models.sources import model_spec
+from deployable.optimize import OptimizeContext, optimize
+from deployable.optimize.search import _fake_quant_activation, _fake_quant_weight
+
+
+def _context(config: Path, recipes: list, tmp: Path, **optimize_opts) -> tuple[OptimizeContext, Variant]:
+    project = load_config(config)
+    dataset = load_dataset(project)
+    predictor = load_predictor(model_spec(project))
+    cfg = OptimizeConfig.model_validate({"recipes": recipes, "calibration_samples": 32, **optimize_opts})
+    ctx = OptimizeContext(
+        cfg=cfg,
+        dataset=dataset,
+        store=PredictionStore(tmp / "store"),
+        workdir=tmp / "variants",
+        batch_size=16,
+        predictors={"source": predictor},
+    )
+    return ctx, source_variant(predictor)
+
+
+def test_recipes_are_registered() -> None:
+    from deployable.optimize import _import_recipes
+
+    _import_recipes()
+    assert {"onnx-fp32", "onnx-fused", "int8-dynamic", "int8-static", "fp16"} <= set(list_plugins("recipe"))
+
+
+def test_every_onnx_recipe_on_a_tiny_model(tabular_project: Path, tmp_path: Path) -> None:
+    recipes = [
+        "onnx-fused",
+        {"recipe": "int8-dynamic", "per_channel": False},
+        "fp16",
+        {"recipe": "int8-static", "method": "entropy", "name": "int8-entropy"},
+        {"recipe": "int8-static", "method": "percentile", "name": "int8-pct"},
+        {"recipe": "int8-static", "method": "minmax", "parent": "onnx-fused", "name": "fused-int8"},
+    ]
+    ctx, source = _context(tabular_project, recipes, tmp_path, tolerance={"max_accuracy_drop": 1, "min_agreement": 0})
+    variants = optimize(ctx, source)
+    names = [v.name for v in variants]
+    assert names[0] == "onnx-fp32", "the export every ONNX recipe needs is made first"
+    assert set(names) == {"onnx-fp32", "onnx-fused", "int8-dynamic", "fp16", "int8-entropy", "int8-pct", "fused-int8"}
+    parents = {v.name: v.parent for v in variants}
+    assert parents["onnx-fp32"] == "source" and parents["int8-dynamic"] == "onnx-fp32"
+    assert parents["fused-int8"] == "onnx-fused"
+    x = ctx.dataset.split("test").inputs
+    ref = ctx.predictors["source"].forward(x).logits
+    for v in variants:
+        assert Variant.from_json(v.to_json()) == v
+        assert v.kind == "onnx" and Path(v.files[0]).is_file() and v.size_bytes == Path(v.files[0]).stat().st_size
+        assert v.status == "accepted" and "tolerance_check" in v.recipe
+        out = load_predictor(v.spec).forward(x)
+        assert out.logits.shape == ref.shape and out.features is not None
+        # quantized graphs are close to the source, not equal
+        assert np.abs(out.logits - ref).max() < 0.5
+    parity = variants[0].recipe["parity"]
+    assert parity["agreement"] == 1.0 and parity["max_abs_diff"] <= parity["allowed_abs_diff"]
+    assert ctx.predictors["onnx-fp32"].label_names == ("c0", "c1", "c2")
+
+
+def test_artifacts_are_reused(tabular_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx, source = _context(tabular_project, ["int8-dynamic"], tmp_path)
+    first = {v.name: v.sha256 for v in optimize(ctx, source)}
+    import deployable.optimize.recipes as recipes
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("rebuilt an artifact that is cached")
+
+    monkeypatch.setattr(recipes, "export_onnx", refuse)
+    monkeypatch.setattr(recipes.DynamicInt8Quantizer, "transform", refuse)
+    ctx2, source2 = _context(tabular_project, ["int8-dynamic"], tmp_path)
+    assert {v.name: v.sha256 for v in optimize(ctx2, source2)} == first
+
+
+def _factory_project(tabular_project: Path, body: str) -> Path:
+    """The tabular project with another model: ``body`` defines build(), saved with its initial weights."""
+    import sys
+
+    import torch
+    from safetensors.torch import save_file
+
+    folder = tabular_project.parent
+    (folder / "custom.py").write_text(textwrap.dedent(body))
+    sys.path.insert(0, str(folder))
+    try:
+        import importlib
+
+        module = importlib.import_module("custom")
+        module = importlib.reload(module)
+        torch.manual_seed(0)
+        save_file(module.build().state_dict(), str(folder / "custom.safetensors"))
+    finally:
+        sys.path.remove(str(folder))
+    data = yaml.safe_load(tabular_project.read_text())
+    data["model"] = {"type": "pytorch", "factory": "custom:build", "weights": "custom.safetensors"}
+    tabular_project.write_text(yaml.safe_dump(data))
+    return tabular_project
+
+
+def test_unsupported_operator_is_named(tabular_project: Path, tmp_path: Path) -> None:
+    config = _factory_project(
+        tabular_project,
+        """
+        import torch
+        class M(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = torch.nn.Linear(4, 3)
+            def forward(self, x):
+                return torch.cummax(self.lin(x), dim=1).values
+        def build():
+            return M()
+    """,
+    )
+    ctx, source = _context(config, ["onnx-fp32"], tmp_path)
+    with pytest.raises(DeployableError, match=r"operator 'aten::cummax' cannot be exported to ONNX opset 17"):
+        optimize(ctx, source)
+
+
+def test_export_that_breaks_parity_is_refused(tabular_project: Path, tmp_path: Path) -> None:
+    # the batch size is read as a Python int, so tracing bakes the tracing batch's size into the graph
+    config = _factory_project(
+        tabular_project,
+        """
+        import torch
+        class M(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = torch.nn.Linear(4, 3)
+            def forward(self, x):
+                n = int(x.shape[0])
+                return self.lin(x) + (torch.arange(3, dtype=torch.float32) * float(n))
+        def build():
+            return M()
+    """,
+    )
+    ctx, source = _context(config, ["onnx-fp32"], tmp_path)
+    with pytest.raises(
+        ModelError, match=r"the ONNX export of 'source' does not reproduce it: max \|logit difference\|"
+    ):
+        optimize(ctx, source)
+    assert not any((tmp_path / "variants").glob("*/variant.json")), "a refused export must not look finished"
+
+
+PLANTED = """
+    import torch
+    class Planted(torch.nn.Module):
+        '''A model whose second layer sees one activation channel 1000x larger than the others.
+
+        Per-tensor 8-bit quantization of that layer's input rounds the informative channels to zero; the first
+        layer quantizes harmlessly.
+        '''
+        def __init__(self):
+            super().__init__()
+            self.first = torch.nn.Linear(4, 16)
+            self.second = torch.nn.Linear(16, 3)
+            scale = torch.ones(16)
+            scale[0] = 1000.0
+            self.register_buffer("scale", scale)
+        def forward(self, x):
+            h = torch.relu(self.first(x)) * self.scale
+            return self.second(h)
+    def build():
+        m = Planted()
+        with torch.no_grad():
+            m.first.bias[0] = 5.0          # the outlier channel is always on
+            m.second.weight[:, 0] = 0.0    # and carries no information
+        return m
+"""
+
+
+def test_search_keeps_the_planted_sensitive_layer_in_float(tabular_project: Path, tmp_path: Path) -> None:
+    config = _factory_project(tabular_project, PLANTED)
+    ctx, source = _context(
+        config,
+        [
+            {"recipe": "int8-dynamic", "per_channel": False, "name": "plain", "search": False},
+            {"recipe": "int8-dynamic", "per_channel": False, "name": "searched"},
+        ],
+        tmp_path,
+        tolerance={"max_accuracy_drop": 0.05, "min_agreement": 0.95},
+    )
+    variants = {v.name: v for v in optimize(ctx, source)}
+    assert variants["plain"].status == "rejected" and "agreement" in variants["plain"].reason
+    searched = variants["searched"]
+    assert searched.status == "accepted", searched.reason
+    excluded = [e["node"] for e in searched.recipe["excluded_nodes"]]
+    ranking = [s["node"] for s in searched.recipe["most_sensitive"]]
+    assert "second" in ranking[0], ranking  # the planted layer is found first
+    assert any("second" in node for node in excluded)
+    assert not any("first" in node for node in excluded)
+    assert searched.recipe["search"][-1]["ok"] and not searched.recipe["search"][0]["ok"]
+
+
+def test_fake_quantization_matches_onnxruntime() -> None:
+    """The sensitivity model quantizes activations the way onnxruntime's DynamicQuantizeLinear does."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    x = np.random.default_rng(0).normal(size=(5, 7)).astype(np.float32) * 3
+    graph = helper.make_graph(
+        [
+            helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "s", "z"]),
+            helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 7])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(_fake_quant_activation(x), session.run(None, {"x": x})[0], atol=1e-5)
+    w = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float32)
+    qw = _fake_quant_weight(w, per_channel=True, axis=1)
+    assert np.abs(qw - w).max() <= np.abs(w).max(axis=0).max() / 127 / 2 + 1e-6
+    assert len(np.unique(np.round(qw[:, 0] / (np.abs(w[:, 0]).max() / 127)))) <= 255
+    del onnx
+
+
+def test_bad_recipe_options_are_config_errors(tabular_project: Path) -> None:
+    from deployable.core.errors import ConfigError
+
+    data = yaml.safe_load(tabular_project.read_text())
+    data["optimize"] = {"recipes": [{"recipe": "int8-static", "methd": "entropy"}]}
+    with pytest.raises(
+        ConfigError,
+        match=r"optimize\.recipes\.0\.methd: unknown key \(did you mean "
+        r"'optimize\.recipes\.0\.method'\?\)",
+    ):
+        load_config(data, base_dir=tabular_project.parent)
+    data["optimize"] = {"recipes": [{"recipe": "int8-dynamic", "parent": "onnx-fp33"}]}
+    with pytest.raises(ConfigError, match=r"parent 'onnx-fp33' is not a variant"):
+        load_config(data, base_dir=tabular_project.parent)
+
+
+def test_run_evaluates_every_variant_with_faithfulness(tabular_project: Path, tmp_path: Path) -> None:
+    import deployable
+    from deployable.core.records import RunResult
+
+    data = yaml.safe_load(tabular_project.read_text())
+    data["optimize"] = {"recipes": ["int8-dynamic"], "calibration_samples": 32}
+    result = deployable.run(load_config(data, base_dir=tabular_project.parent), tmp_path / "run")
+    assert [v.name for v in result.variants] == ["source", "onnx-fp32", "int8-dynamic"]
+    src, *others = result.evaluations
+    assert src.faithfulness is None
+    for ev in others:
+        f = ev.faithfulness
+        assert f is not None and f.reference == "source" and f.n == src.quality.n
+        assert f.accuracy_delta.value == pytest.approx(ev.quality.accuracy - src.quality.accuracy)
+        assert f.accuracy_delta.low <= f.accuracy_delta.value <= f.accuracy_delta.high
+        assert f.ece_delta == pytest.approx(ev.calibration.ece - src.calibration.ece, abs=1e-9)
+    assert RunResult.load(tmp_path / "run").to_dict()["variants"][2]["status"] in {"accepted", "rejected"}
