@@ -93,7 +93,7 @@ def render() -> str:
     lines.append("")
     _section("`optimize`", c.OptimizeConfig, "optimize", lines)
     _section("`optimize.tolerance`", c.Tolerance, "optimize.tolerance", lines)
-    lines += ["Each entry of `optimize.recipes` is a recipe name, or a mapping with `recipe` and the options below.", ""]
+    lines += ["Each entry of `optimize.recipes` is a recipe name, or a mapping with `recipe` and its options:", ""]
     for model in c.RECIPE_MODELS:
         kind = model.model_fields["recipe"].annotation.__args__[0]
         _section(f"`optimize.recipes` entry with `recipe: {kind}`", model, "optimize.recipes", lines)

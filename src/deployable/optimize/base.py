@@ -19,6 +19,9 @@ from deployable.evaluation.runner import Progress, predict
 from deployable.evaluation.store import PredictionStore
 from deployable.models.base import Predictor
 
+# Bump when a recipe's code changes what it makes, so cached artifacts of the old code are not reused.
+ARTIFACT_VERSION = 2
+
 
 @dataclass
 class OptimizeContext:
@@ -109,7 +112,7 @@ def check_tolerance(ctx: OptimizeContext, logits: np.ndarray, source_logits: np.
 
 def artifact_dir(ctx: OptimizeContext, parent: Variant, recipe: dict[str, Any], extra: Any = None) -> Path:
     """The cache folder of the artifact a recipe makes from ``parent``: same inputs, same folder."""
-    key = hash_json({"parent": parent.sha256, "recipe": recipe, "extra": extra, "v": 1})
+    key = hash_json({"parent": parent.sha256, "recipe": recipe, "extra": extra, "v": ARTIFACT_VERSION})
     return ctx.workdir / key[:16]
 
 

@@ -82,6 +82,8 @@ def node_sensitivity(
     ]
     wanted: list[str] = []
     for n in nodes:
+        if n.op_type in ("Conv", "Gather"):
+            continue  # judged by their weights alone (below)
         for name in n.input[:2]:
             if name and name not in weights and name not in wanted:
                 wanted.append(name)
@@ -108,16 +110,16 @@ def node_sensitivity(
         err, ref = 0.0, 0.0
         for r in runs:
             a_name, b_name = n.input[0], n.input[1]
-            a = r[a_name] if a_name in r else weights[a_name]
-            b = r[b_name] if b_name in r else weights[b_name]
             if n.op_type in ("Conv", "Gather"):
                 # weight error only: a convolution per node would cost as much as the model; a lookup table has
                 # no activation to quantize
-                w = weights.get(a_name if n.op_type == "Gather" else b_name, a if n.op_type == "Gather" else b)
+                w = weights[a_name if n.op_type == "Gather" else b_name]
                 qw = _fake_quant_weight(w, per_channel=per_channel, axis=0)
                 err += float(np.sum((qw - w) ** 2))
                 ref += float(np.sum(w**2))
                 continue
+            a = r[a_name] if a_name in r else weights[a_name]
+            b = r[b_name] if b_name in r else weights[b_name]
             qa = act(a_name, a) if a_name in r else _fake_quant_weight(a, per_channel=per_channel, axis=-1)
             qb = act(b_name, b) if b_name in r else _fake_quant_weight(b, per_channel=per_channel, axis=b.ndim - 1)
             if n.op_type == "Gemm":
