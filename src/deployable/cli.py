@@ -32,8 +32,9 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks f
 
 def _summary(result: Any, out: Path | None) -> None:
     table = Table(title=f"{result.name} · {result.evaluations[0].split} split, n={result.evaluations[0].quality.n}")
-    for col in ("variant", "accuracy", "macro-F1", "ECE", "ECE after T"):
-        table.add_column(col, justify="right" if col != "variant" else "left")
+    table.add_column("variant", no_wrap=True)
+    for col in ("accuracy", "macro-F1", "ECE", "ECE after T"):
+        table.add_column(col, justify="right")
     for eff in result.evaluations[0].efficiency:
         for lat in eff.latency:
             table.add_column(f"{eff.target}\nbatch {lat.batch_size} p50", justify="right")
@@ -42,7 +43,7 @@ def _summary(result: Any, out: Path | None) -> None:
         q, c = ev.quality, ev.calibration
         name = ev.variant if status.get(ev.variant) != "rejected" else f"{ev.variant} (rejected)"
         row = [name, f"{q.accuracy:.1%}", f"{q.macro_f1:.3f}", f"{c.ece:.3f}", f"{c.ece_after_temperature:.3f}"]
-        row += [f"{lat.p50_ms:.1f} ms" for eff in ev.efficiency for lat in eff.latency]
+        row += [f"{lat.p50_ms:.3g} ms" for eff in ev.efficiency for lat in eff.latency]
         table.add_row(*row)
     out_console.print(table)
     worst = sorted(result.evaluations[0].slices, key=lambda s: s.accuracy.value)[:3]
