@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import itertools
 import json
 import math
@@ -12,9 +13,20 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
+from markupsafe import escape
 
-from _fixtures_report import LABELS, TARGETS, VARIANTS, make_run_result
+from _fixtures_report import (
+    LABELS,
+    OPTIMIZED_VARIANTS,
+    PARETO_FRONT,
+    SIZE_BYTES,
+    TARGETS,
+    VARIANTS,
+    make_optimized_run_result,
+    make_run_result,
+)
 from deployable.core.records import RunResult
 from deployable.report import ReportSection, plots, render_report, write_report, write_results_json
 from deployable.report import html as report_html
@@ -39,6 +51,22 @@ def run_folder(tmp_path_factory: pytest.TempPathFactory, result: RunResult) -> P
 @pytest.fixture(scope="module")
 def page(run_folder: Path) -> str:
     return (run_folder / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def optimized() -> RunResult:
+    return make_optimized_run_result()
+
+
+@pytest.fixture(scope="module")
+def opt_page(optimized: RunResult) -> str:
+    return render_report(optimized)
+
+
+@pytest.fixture(params=["page", "opt_page"])
+def any_page(request: pytest.FixtureRequest) -> str:
+    """Each report: the two-variant run and the six-variant optimized run."""
+    return request.getfixturevalue(request.param)
 
 
 def _text_outside_svg(html: str) -> str:
@@ -186,10 +214,13 @@ def test_user_text_is_escaped(result: RunResult) -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def test_every_svg_is_well_formed(page: str, result: RunResult) -> None:
+@pytest.mark.parametrize(("page_name", "result_name"), [("page", "result"), ("opt_page", "optimized")])
+def test_every_svg_is_well_formed(page_name: str, result_name: str, request: pytest.FixtureRequest) -> None:
+    page, result = request.getfixturevalue(page_name), request.getfixturevalue(result_name)
     svgs = SVG.findall(page)
-    # 4 per variant (confusion, reliability, slices, latency) + the latency comparison in the summary
-    assert len(svgs) == 4 * len(result.evaluations) + 1
+    # 4 per variant (confusion, reliability, slices, latency) + the latency comparison in the summary + a Pareto
+    # plot per target in the optimization section
+    assert len(svgs) == 4 * len(result.evaluations) + 1 + len(TARGETS)
     for svg in svgs:
         root = ET.fromstring(svg)
         assert root.tag == f"{SVG_NS}svg"
@@ -197,7 +228,8 @@ def test_every_svg_is_well_formed(page: str, result: RunResult) -> None:
         assert root.findall(f".//{SVG_NS}path"), "an SVG without any drawing"
 
 
-def test_element_ids_are_unique(page: str) -> None:
+def test_element_ids_are_unique(any_page: str) -> None:
+    page = any_page
     ids = re.findall(r'\bid="([^"]+)"', page)
     duplicates = {i for i in ids if ids.count(i) > 1}
     assert not duplicates
@@ -206,7 +238,8 @@ def test_element_ids_are_unique(page: str) -> None:
     assert refs <= set(ids)
 
 
-def test_report_is_self_contained(page: str) -> None:
+def test_report_is_self_contained(any_page: str) -> None:
+    page = any_page
     attrs = re.findall(r'\b(?:src|href|xlink:href|action|poster|data)\s*=\s*"([^"]*)"', page, flags=re.IGNORECASE)
     attrs += re.findall(r"url\(\s*['\"]?([^'\")]*)", page, flags=re.IGNORECASE)
     assert attrs  # the regexes do match something (anchors, icon, clip paths)
@@ -314,6 +347,17 @@ def test_failed_write_keeps_the_old_file_and_no_temp(
         (report_html.fmt_bytes, 90_868_376, "86.7 MB"),
         (report_html.fmt_date, "2025-03-14T11:26:53+02:00", "2025-03-14 09:26 UTC"),
         (report_html.fmt_date, "not a date", "not a date"),
+        (report_html.fmt_pts, -0.00375, "−0.38 pts"),
+        (report_html.fmt_pts, 0.0163, "+1.63 pts"),
+        (report_html.fmt_pts, -0.00001, "0.00 pts"),
+        (report_html.fmt_pts, math.nan, "—"),
+        (report_html.fmt_signed, -2.375, "−2.38"),
+        (report_html.fmt_signed, 0.125, "+0.12"),
+        (report_html.fmt_sig, 2.4e-06, "2.4e-06"),
+        (report_html.fmt_sig, 0.018345, "0.0183"),
+        (report_html.fmt_times, 9.8 / 2.94, "3.3×"),
+        (report_html.fmt_times, 9.8 / 11.27, "0.9×"),
+        (report_html.fmt_times, None, "—"),
     ],
 )
 def test_formatters(fmt, value, expected: str) -> None:
@@ -350,6 +394,7 @@ def test_plots_are_inline_deterministic_svg(result: RunResult) -> None:
         plots.confusion_matrix_plot(e.quality),
         plots.slice_plot(e.slices, e.quality.accuracy),
         plots.latency_plot(result.evaluations),
+        plots.pareto_plot(_pareto_points(make_optimized_run_result(), "edge-cpu"), title="edge-cpu", batch_size=1),
     ]
     for svg in figures:
         assert svg.startswith("<svg")
@@ -383,6 +428,8 @@ def test_plots_handle_empty_and_wide_ranges(result: RunResult) -> None:
         plots.latency_plot([e.replace(efficiency=())]),
         plots.confusion_matrix_plot(e.quality.replace(confusion_matrix=(), per_class=())),
         plots.reliability_diagram(e.calibration.replace(reliability=(), reliability_after_temperature=())),
+        plots.pareto_plot([], title="edge-cpu"),
+        plots.pareto_plot([plots.ParetoPoint("a", math.nan, 0.9)], title="edge-cpu"),
     )
     for svg in empty:
         root = ET.fromstring(svg)
@@ -425,6 +472,7 @@ def test_plots_escape_user_text(result: RunResult) -> None:
         plots.confusion_matrix_plot(e.quality.replace(per_class=per_class)),
         plots.slice_plot(slices, e.quality.accuracy),
         plots.latency_plot([variant]),
+        plots.pareto_plot([plots.ParetoPoint(evil, 3.0, 0.9, 100)], title=evil),
     ]
     for svg in figures:
         assert "<b>" not in svg
@@ -579,3 +627,393 @@ def test_scope_ids_prefixes_ids_and_references() -> None:
         '<svg><defs><path id="f1-a"/></defs><use xlink:href="#f1-a"/>'
         '<g clip-path="url(#f1-a)" style="x:url(#f1-a)"/></svg>'
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Optimization: the variants table, the Pareto plots, the faithfulness and recipe of each variant
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _plain(fragment: str) -> str:
+    """The text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
+    return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def _optimization_rows(page: str) -> dict[str, tuple[str, list[str], str]]:
+    """Per variant, in table order: the row's class, the text of each cell and the row's HTML."""
+    start = page.index('<section id="optimization">')
+    table = page[start : page.index("</table>", start)]
+    rows = {}
+    for cls, name, body in re.findall(r'<tr class="(\w+)" data-variant="([^"]+)">(.*?)</tr>', table, flags=re.DOTALL):
+        cells = re.findall(r"<td\b[^>]*>(.*?)</td>", body, flags=re.DOTALL)
+        rows[html_lib.unescape(name)] = (cls, [_plain(c) for c in cells], body)
+    return rows
+
+
+def _card(page: str, anchor: str) -> str:
+    """The HTML of one variant's section."""
+    start = page.index(f'id="{anchor}"')
+    end = page.find('<section class="variant', start)
+    return page[start : end if end > 0 else page.index('<section id="dataset"')]
+
+
+def _pareto_points(result: RunResult, target: str) -> list[plots.ParetoPoint]:
+    records = {v.name: v for v in result.variants}
+    points = []
+    for e in result.evaluations:
+        (eff,) = [f for f in e.efficiency if f.target == target]
+        v = records[e.variant]
+        points.append(
+            plots.ParetoPoint(
+                e.variant, eff.latency[0].p50_ms, e.quality.accuracy, v.size_bytes, rejected=v.status == "rejected"
+            )
+        )
+    return points
+
+
+def test_optimization_table_lists_every_variant_with_its_status(opt_page: str, optimized: RunResult) -> None:
+    rows = _optimization_rows(opt_page)
+    assert list(rows) == list(OPTIMIZED_VARIANTS)
+    assert {name: cls for name, (cls, _, _) in rows.items()} == {
+        "source": "source",
+        "onnx-fp32": "accepted",
+        "onnx-fused": "accepted",
+        "int8-dynamic": "accepted",
+        "int8-static": "rejected",
+        "fp16": "accepted",
+    }
+    badges = {
+        "source": '<span class="badge">source</span>',
+        "accepted": '<span class="badge ok">accepted</span>',
+        "rejected": '<span class="badge bad">rejected</span>',
+    }
+    for i, name in enumerate(OPTIMIZED_VARIANTS, start=1):
+        cls, _, body = rows[name]
+        assert f'<a href="#v{i}-{name}">{name}</a>' in body  # the name links to the variant's card
+        assert badges[cls] in body
+    # kind and parent under the name; status with the reason of a rejection
+    assert rows["source"][1][:2] == ["source transformers", "source"]
+    assert rows["int8-dynamic"][1][:2] == ["int8-dynamic onnx · from onnx-fused", "accepted"]
+    reason = optimized.variants[OPTIMIZED_VARIANTS.index("int8-static")].reason
+    assert reason.startswith("outside tolerance")
+    assert rows["int8-static"][1][1] == f"rejected {reason}"
+    assert '<a href="#optimization">Optimization</a>' in opt_page[opt_page.index("<nav") : opt_page.index("</nav>")]
+
+
+def test_optimization_table_computes_size_ratios_and_speedups(opt_page: str) -> None:
+    rows = _optimization_rows(opt_page)
+    # file size against the source's 86.7 MB (90,868,376 bytes): 90,868,376 / 23,150,112 = 3.93, / 45,496,310 = 2.00
+    sizes = {name: cells[2] for name, (_, cells, _) in rows.items()}
+    assert sizes == {
+        "source": "86.7 MB",
+        "onnx-fp32": "86.8 MB same size",
+        "onnx-fused": "86.6 MB same size",
+        "int8-dynamic": "22.1 MB 3.9× smaller",
+        "int8-static": "22.3 MB 3.9× smaller",
+        "fp16": "43.4 MB 2.0× smaller",
+    }
+    assert SIZE_BYTES["source"] / SIZE_BYTES["int8-dynamic"] == pytest.approx(3.925, abs=1e-3)
+    # p50 at batch 1 and the speedup over the source's 9.80 ms (edge-cpu) and 3.10 ms (cloud-cpu):
+    # e.g. int8-dynamic 9.80 / 2.94 = 3.33 and 3.10 / 1.116 = 2.78; fp16 is slower: 9.80 / 11.27 = 0.87
+    latency = {name: cells[-2:] for name, (_, cells, _) in rows.items()}
+    assert latency == {
+        "source": ["9.80", "3.10"],
+        "onnx-fp32": ["8.04 1.2×", "2.54 1.2×"],
+        "onnx-fused": ["5.98 1.6×", "1.71 1.8×"],
+        "int8-dynamic": ["2.94 3.3×", "1.12 2.8×"],
+        "int8-static": ["2.55 3.8×", "0.96 3.2×"],
+        "fp16": ["11.27 0.9×", "3.84 0.8×"],
+    }
+    assert rows["fp16"][2].count('<span class="sub slower"') == 2
+    assert 'class="sub slower"' not in rows["int8-dynamic"][2]
+
+
+def test_optimization_table_shows_faithfulness_against_the_source(opt_page: str) -> None:
+    rows = _optimization_rows(opt_page)
+    # accuracy, its paired delta with the 95% interval (points), agreement, ECE delta
+    assert rows["source"][1][3:5] == ["89.0%", "reference for every comparison"]
+    assert rows["int8-dynamic"][1][3:7] == ["88.6%", "−0.38 pts [−0.88, +0.12]", "98.6%", "+1.63 pts"]
+    assert rows["int8-static"][1][3:7] == ["87.5%", "−1.50 pts [−2.38, −0.75]", "96.2%", "+2.41 pts"]
+    assert rows["fp16"][1][3:7] == ["89.1%", "+0.12 pts [−0.12, +0.38]", "99.8%", "−0.08 pts"]
+    assert rows["onnx-fp32"][1][3:7] == ["89.0%", "0.00 pts [0.00, 0.00]", "100.0%", "0.00 pts"]
+    # an interval wholly below zero is red; an ECE increase above 1 point is amber, with the reason
+    assert '<span class="delta worse">' in rows["int8-static"][2]
+    assert '<span class="delta worse">' not in rows["int8-dynamic"][2]
+    warned = {name for name, (_, _, body) in rows.items() if 'class="num warn"' in body}
+    assert warned == {"int8-dynamic", "int8-static"}
+    assert "quantization often breaks calibration" in rows["int8-dynamic"][2]
+    assert "Quantization often breaks calibration" in _plain(opt_page)  # the note under the table says why
+
+
+def test_single_variant_run_has_no_optimization_section(result: RunResult) -> None:
+    single = result.replace(variants=result.variants[:1], evaluations=result.evaluations[:1])
+    html = render_report(single)
+    assert 'id="optimization"' not in html
+    assert 'href="#optimization"' not in html
+    assert "Faithfulness &amp; recipe" not in html
+    assert len(SVG.findall(html)) == 4  # the variant's own figures only
+    # two variants are enough for the section; without faithfulness records, deltas are plain differences
+    rows = _optimization_rows(render_report(result))
+    assert list(rows) == list(VARIANTS)
+    assert rows["int8-dynamic"][1][3:6] == ["87.5%", "−1.50 pts", "—"]
+
+
+def test_rejected_variants_are_marked_everywhere(opt_page: str, optimized: RunResult) -> None:
+    name = "int8-static"
+    anchor = f"v{OPTIMIZED_VARIANTS.index(name) + 1}-{name}"
+    reason = html_lib.escape(optimized.variants[OPTIMIZED_VARIANTS.index(name)].reason, quote=False)
+    assert f'<section class="variant rejected" id="{anchor}">' in opt_page
+    card = _card(opt_page, anchor)
+    assert '<span class="badge bad">rejected</span>' in card[: card.index("</h2>")]
+    assert f'<div class="callout bad"><b>Rejected</b>: {reason}.' in card
+    assert opt_page.count('<section class="variant rejected"') == 1
+    # the summary says so too, and a rejected variant never holds a column's best value
+    summary = opt_page[opt_page.index('id="summary"') : opt_page.index("</table>", opt_page.index('id="summary"'))]
+    rows = dict(re.findall(r'<tr>\s*<td><a href="#v\d-([\w-]+)">(.*?)</tr>', summary, flags=re.DOTALL))
+    assert '<span class="badge bad">rejected</span>' in rows[name]
+    assert " best" not in rows[name]  # it is the fastest, but out of the running
+    assert rows["int8-dynamic"].count(" best") == 4  # the fastest accepted one: p50 and cost on both targets
+    assert sum('badge bad">rejected' in row for row in rows.values()) == 1
+    # in the Pareto plots: hollow, grey, and said so in the tooltip
+    for svg in (s for s in SVG.findall(opt_page) if "against p50 latency" in s):
+        (circle,) = [c for c in ET.fromstring(svg).iter(f"{SVG_NS}circle") if "dp-rejected" in (c.get("class") or "")]
+        assert circle.get("stroke") == plots.GREY and circle.get("fill") == "#fff"
+        assert "".join(circle.itertext()).startswith(f"{name} (rejected)")
+
+
+def test_pareto_front_is_the_undominated_accepted_points() -> None:
+    P = plots.ParetoPoint
+    points = [
+        P("slow-best", 10.0, 0.92),
+        P("same-accuracy-slower", 12.0, 0.92),  # slow-best is faster at the same accuracy
+        P("fast", 2.0, 0.90),
+        P("fast-twin", 2.0, 0.90),  # equal to fast: neither dominates the other
+        P("middle", 5.0, 0.91),
+        P("dominated", 6.0, 0.905),  # middle is both faster and more accurate
+        P("same-speed-worse", 5.0, 0.90),  # middle is as fast and more accurate
+        P("rejected-best", 1.0, 0.99, rejected=True),  # would beat everything, but is out
+        P("not-measured", math.nan, 0.99),
+        P("no-accuracy", 0.5, math.nan),
+    ]
+    front = plots.pareto_front(points)
+    assert [points[i].name for i in front] == ["fast", "fast-twin", "middle", "slow-best"]
+    assert plots.pareto_front([]) == []
+    assert plots.pareto_front([P("a", 1.0, 0.5, rejected=True)]) == []
+    assert plots.pareto_front([P("only", 3.0, 0.5)]) == [0]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pareto_front_matches_its_definition_on_random_points(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 40
+    latency = np.round(rng.uniform(1, 20, n), 1)  # rounded: ties on both axes happen
+    accuracy = np.round(rng.uniform(0.8, 0.95, n), 2)
+    rejected = rng.uniform(size=n) < 0.2
+    points = [
+        plots.ParetoPoint(f"v{i}", float(latency[i]), float(accuracy[i]), rejected=bool(rejected[i])) for i in range(n)
+    ]
+    eligible = [i for i in range(n) if not rejected[i]]
+
+    def dominates(j: int, i: int) -> bool:
+        return bool(
+            latency[j] <= latency[i]
+            and accuracy[j] >= accuracy[i]
+            and (latency[j] < latency[i] or accuracy[j] > accuracy[i])
+        )
+
+    expected = {i for i in eligible if not any(dominates(j, i) for j in eligible)}
+    front = plots.pareto_front(points)
+    assert set(front) == expected
+    assert [latency[i] for i in front] == sorted(latency[i] for i in front)
+    assert [accuracy[i] for i in front] == sorted(accuracy[i] for i in front)  # a staircase going up
+
+
+def test_pareto_plots_show_the_expected_front(opt_page: str) -> None:
+    figures = [s for s in SVG.findall(opt_page) if "against p50 latency" in s]
+    assert len(figures) == len(TARGETS)
+    for svg, target in zip(figures, TARGETS, strict=True):
+        root = ET.fromstring(svg)
+        assert root.get("aria-label") == f"Test accuracy against p50 latency on {target.name}"
+        circles = {
+            "".join(c.itertext()).split(":")[0].removesuffix(" (rejected)"): c.get("class").split()[1]
+            for c in root.iter(f"{SVG_NS}circle")
+            if c.get("class")
+        }
+        assert circles == {
+            "source": "dp-dominated",
+            "onnx-fp32": "dp-dominated",
+            "onnx-fused": "dp-front",
+            "int8-dynamic": "dp-front",
+            "int8-static": "dp-rejected",
+            "fp16": "dp-front",
+        }
+        labels = [t for t in _texts(svg) if t in OPTIMIZED_VARIANTS]
+        assert sorted(labels) == sorted(OPTIMIZED_VARIANTS)  # every point labelled, once
+    caption = f"Pareto-optimal on {TARGETS[0].name}: {', '.join(PARETO_FRONT)}"
+    assert f"<figcaption>{caption}</figcaption>" in opt_page
+
+
+def _circle_geometry(svg: str) -> dict[str, dict[str, float]]:
+    out = {}
+    for c in ET.fromstring(svg).iter(f"{SVG_NS}circle"):
+        if c.get("class"):
+            name = "".join(c.itertext()).split(":")[0].removesuffix(" (rejected)")
+            out[name] = {k: float(c.get(k)) for k in ("cx", "cy", "r")}
+    return out
+
+
+def test_pareto_plot_geometry(optimized: RunResult) -> None:
+    points = _pareto_points(optimized, "edge-cpu")
+    svg = plots.pareto_plot(points, title="edge-cpu", batch_size=1)
+    geo = _circle_geometry(svg)
+    by_name = {p.name: p for p in points}
+    # linear x (2.55 to 11.27 ms is less than 10x): x = x0 + k * latency
+    (a, b), rest = list(by_name)[:2], list(by_name)[2:]
+    k = (geo[a]["cx"] - geo[b]["cx"]) / (by_name[a].latency_ms - by_name[b].latency_ms)
+    x0 = geo[a]["cx"] - k * by_name[a].latency_ms
+    for name in rest:
+        assert geo[name]["cx"] == pytest.approx(x0 + k * by_name[name].latency_ms, abs=0.02)
+    assert "log scale" not in ET.fromstring(svg).get("aria-label")
+    # y: accuracy, higher up
+    order = sorted(by_name, key=lambda n: by_name[n].accuracy)
+    assert [geo[n]["cy"] for n in order] == sorted((geo[n]["cy"] for n in order), reverse=True)
+    assert geo["source"]["cy"] == geo["onnx-fp32"]["cy"] == geo["onnx-fused"]["cy"]
+    # area proportional to the file size
+    per_byte = {n: geo[n]["r"] ** 2 / by_name[n].size_bytes for n in by_name}
+    assert max(per_byte.values()) == pytest.approx(min(per_byte.values()), rel=2e-3)
+    # the step line runs through the front's centres, fastest first: right, then up
+    (line,) = [el for el in ET.fromstring(svg).iter(f"{SVG_NS}path") if el.get("class") == "dp-front"]
+    numbers = [float(v) for v in re.findall(r"-?[\d.]+", line.get("d"))]
+    front = [geo[n] for n in PARETO_FRONT]
+    assert numbers[:2] == pytest.approx([front[0]["cx"], front[0]["cy"]], abs=0.01)
+    assert numbers[2:] == pytest.approx([v for c in front[1:] for v in (c["cx"], c["cy"])], abs=0.01)
+    assert re.fullmatch(r"M[\d.]+ [\d.]+(H[\d.]+V[\d.]+){2}", line.get("d"))
+    texts = _texts(svg)
+    assert {"Pareto-optimal", "Pareto front", "dominated", "rejected", "point area ∝ file size:"} <= set(texts)
+    assert {"22.1 MB", "86.8 MB"} <= set(texts)  # the smallest and the largest file in the size key
+    assert "p50 latency per call, batch 1 (ms)" in texts
+
+
+def test_pareto_plot_switches_to_log_scale_over_a_wide_range() -> None:
+    P = plots.ParetoPoint
+    points = [P("gpu-ish", 0.5, 0.90, 10), P("middle", 5.0, 0.91, 20), P("slow", 50.0, 0.93, 40)]
+    svg = plots.pareto_plot(points, title="edge")
+    assert ET.fromstring(svg).get("aria-label").endswith("(log scale)")
+    assert any("(log scale)" in t for t in _texts(svg))
+    geo = _circle_geometry(svg)
+    # equal ratios are equal distances
+    assert geo["middle"]["cx"] - geo["gpu-ish"]["cx"] == pytest.approx(
+        geo["slow"]["cx"] - geo["middle"]["cx"], abs=0.02
+    )
+    # at most 10x stays linear
+    narrow = plots.pareto_plot([P("a", 1.0, 0.9), P("b", 10.0, 0.91)], title="edge")
+    assert "log scale" not in ET.fromstring(narrow).get("aria-label")
+
+
+def test_variant_cards_show_faithfulness_and_recipe(opt_page: str, optimized: RunResult) -> None:
+    assert 'id="v1-source-recipe"' not in opt_page  # the source is the reference: nothing to compare
+    for i, name in enumerate(OPTIMIZED_VARIANTS[1:], start=2):
+        assert f'<section class="recipe" id="v{i}-{name}-recipe">' in opt_page
+
+    dynamic = _plain(_card(opt_page, "v4-int8-dynamic"))
+    for text in (
+        "Faithfulness to source",
+        "Top-1 agreement 98.62%",
+        "Accuracy Δ −0.38 pts 95% CI −0.88 to +0.12",
+        "ECE Δ +1.63 pts",
+        "Max |logit difference| 1.84",
+        "Mean |logit difference| 0.093",
+        # the tolerance check, against optimize.tolerance of the run's config
+        "Accuracy 89.00% source 89.17%",
+        "Accuracy drop 0.17 pts max 0.30 pts ✓",
+        "Agreement 99.17% min 99.0% ✓",
+        "Recipe int8-dynamic",
+        "per-channel scales yes",
+        "reduced range (7-bit weights) no",
+        "nodes quantized 70",
+        # the search, step by step: nodes kept in float, accuracy drop, agreement, within tolerance
+        "1 0 0.83 pts 97.83% ✗",
+        "2 1 0.50 pts 98.50% ✗",
+        "3 2 0.17 pts 99.17% ✓",
+        "Nodes kept in float · 2",
+        "/classifier/MatMul MatMul 4.12%",
+        "/bert/encoder/layer.5/output/dense/MatMul MatMul 1.87%",
+        "Kept in float: among the most sensitive nodes needed to stay within tolerance.",
+    ):
+        assert text in dynamic, text
+    assert dynamic.count("among the most sensitive nodes") == 1  # the same reason for every node: said once
+
+    fused = _plain(_card(opt_page, "v3-onnx-fused"))
+    assert "Graph fusion · 1,108 → 316 nodes (−71%)" in fused
+    for op, count in (
+        ("SkipLayerNormalization", 12),
+        ("Attention", 6),
+        ("BiasGelu", 6),
+        ("EmbedLayerNormalization", 1),
+    ):
+        assert f"{op} {count}" in fused
+    assert "optimization level extended" in fused
+
+    export = _plain(_card(opt_page, "v2-onnx-fp32"))
+    assert "Export parity ✓" in export
+    assert "Max |logit difference| 2.4e-06 allowed 0.0104" in export
+    assert "Top-1 agreement 100.00% on 64 real inputs" in export
+
+    static = _plain(_card(opt_page, "v5-int8-static"))
+    assert "Accuracy drop 1.17 pts max 0.30 pts ✗" in static
+    assert "Agreement 96.83% min 99.0% ✗" in static
+    assert "accuracy-aware search off" in static
+
+    fp16 = _card(opt_page, "v6-fp16")
+    assert "<b>Note</b> · FP16 halves the file; on CPUs without native FP16 arithmetic" in fp16
+    # recipe keys the report has no layout for: compact JSON, once
+    assert "<code>[&#34;Softmax&#34;, &#34;LayerNormalization&#34;]</code>" in fp16
+    assert "<code>true</code>" in fp16
+    assert "Other details" not in _card(opt_page, "v4-int8-dynamic")
+    # the provenance card keeps the raw recipe; the variant card does not repeat it verbatim
+    for v in optimized.variants:
+        assert opt_page.count(str(escape(report_html.fmt_json(v.recipe)))) == 1
+
+
+def test_recipe_view_falls_back_to_json_for_unknown_or_malformed_parts(result: RunResult) -> None:
+    recipe = {
+        "recipe": "pruned",
+        "amount": 0.3,
+        "layers": [0, 2, 4],
+        "parity": "skipped",
+        "search": [{"k": 1}],
+        "excluded_nodes": 3,
+        "transformer_fusions": {"Attention": "six"},
+        "nodes_before": "many",
+        "note": "",
+    }
+    view = report_html._recipe_view(recipe, {})
+    assert dict(view["other"]) == {
+        "amount": 0.3,
+        "layers": [0, 2, 4],
+        "parity": "skipped",
+        "search": [{"k": 1}],
+        "excluded_nodes": 3,
+        "transformer_fusions": {"Attention": "six"},
+        "nodes_before": "many",
+    }
+    assert view["parity"] is None and view["search"] is None and view["excluded"] is None and view["fusion"] is None
+    variant = result.variants[1].replace(recipe=recipe)
+    html = render_report(result.replace(variants=(result.variants[0], variant)))
+    card = _card(html, "v2-int8-dynamic")
+    assert "<code>[0, 2, 4]</code>" in card and "<code>&#34;skipped&#34;</code>" in card
+    assert "Recipe pruned" in _plain(card)
+
+
+def test_a_variant_without_evaluation_is_listed_without_a_link(result: RunResult) -> None:
+    unevaluated = result.variants[1].replace(name="int4-experimental", status="rejected", reason="failed to load")
+    html = render_report(result.replace(variants=(*result.variants, unevaluated)))
+    rows = _optimization_rows(html)
+    assert list(rows) == [*VARIANTS, "int4-experimental"]
+    cls, cells, body = rows["int4-experimental"]
+    assert cls == "rejected" and "<a " not in body
+    assert cells[1] == "rejected failed to load"
+    assert cells[3:] == ["—", "—", "—", "—", "—", "—"]  # no accuracy, faithfulness or latency measured
+    # the Pareto plots only hold measured variants
+    for svg in (s for s in SVG.findall(html) if "against p50 latency" in s):
+        assert len(_circle_geometry(svg)) == len(VARIANTS)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from _fixtures_report import VARIANTS, make_run_result
+from _fixtures_report import OPTIMIZED_VARIANTS, VARIANTS, make_optimized_run_result, make_run_result
 from deployable.report import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -23,8 +25,13 @@ ARGS = [
 ]
 
 
-def _open_in_chromium(report: Path, result, variants: list[str], shot: Path) -> None:
-    """Open ``report`` in headless Chromium and check it renders with no request, failure or console error."""
+def _open_in_chromium(
+    report: Path, result, variants: list[str], shot: Path, check: Callable[[Any], None] | None = None
+) -> None:
+    """Open ``report`` in headless Chromium and check it renders with no request, failure or console error.
+
+    ``check(page)``, when given, runs further checks on the loaded page before the screenshot.
+    """
     if not CHROMIUM.exists():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{CHROMIUM} is missing: CI images must ship Debian's chromium for the report test")
@@ -58,6 +65,9 @@ def _open_in_chromium(report: Path, result, variants: list[str], shot: Path) -> 
             assert len(drawn) >= 4, boxes
             # nothing overflows the page sideways (a wide table or figure would give a horizontal scrollbar)
             assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            if check is not None:
+                check(page)
+                page.set_viewport_size({"width": 1280, "height": 900})
             page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
         finally:
@@ -74,6 +84,43 @@ def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
     result = make_run_result()
     report = write_report(result, tmp_path / "report.html")
     _open_in_chromium(report, result, list(VARIANTS), tmp_path / "report.png")
+
+
+def _check_optimization(page: Any) -> None:
+    """The optimization section: every variant in the table, the rejected one marked, Pareto plots side by side."""
+    section = page.locator("#optimization")
+    assert section.is_visible()
+    rows = section.locator("table.variants tbody tr")
+    assert rows.count() == len(OPTIMIZED_VARIANTS)
+    for name in OPTIMIZED_VARIANTS:
+        assert section.get_by_role("link", name=name, exact=True).is_visible()
+    rejected = section.locator("tr.rejected")
+    assert rejected.count() == 1
+    assert rejected.get_by_text("rejected", exact=True).is_visible()
+    assert rejected.get_by_text("outside tolerance", exact=False).is_visible()
+    # the rejected row is marked by a red bar on its first cell, the others are not
+    bar = "getComputedStyle(el).boxShadow"
+    assert "inset" in rejected.locator("td").first.evaluate(f"el => {bar}")
+    assert section.locator("tr.accepted td").first.evaluate(f"el => {bar}") == "none"
+    figures = section.locator(".pareto figure")
+    assert figures.count() == 2
+    first, second = (figures.nth(i).bounding_box() for i in range(2))
+    assert first["width"] > 300 and first["height"] > 200
+    assert abs(first["y"] - second["y"]) < 1 and second["x"] > first["x"] + first["width"]  # side by side
+    assert page.locator("section.recipe").count() == len(OPTIMIZED_VARIANTS) - 1  # every card but the source's
+    # on a narrow screen the plots wrap, one under the other, and the page still does not scroll sideways
+    page.set_viewport_size({"width": 600, "height": 900})
+    first, second = (figures.nth(i).bounding_box() for i in range(2))
+    assert second["y"] >= first["y"] + first["height"]
+    assert first["x"] + first["width"] <= 600
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.mark.slow
+def test_optimized_report_renders_offline_in_chromium(tmp_path: Path) -> None:
+    result = make_optimized_run_result()
+    report = write_report(result, tmp_path / "report.html")
+    _open_in_chromium(report, result, list(OPTIMIZED_VARIANTS), tmp_path / "report.png", check=_check_optimization)
 
 
 @pytest.mark.slow

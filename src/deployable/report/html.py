@@ -42,8 +42,9 @@ class ReportSection:
         id: HTML anchor, unique in the page (letters, digits, ``-``, ``_``).
         title: heading, shown in the navigation too (top-level sections only).
         html: the section body. Inserted as is: build it with an autoescaping template, never from raw strings.
-        where: ``"top"`` right after the summary (a gate verdict), ``"bottom"`` after the dataset section and before
-            provenance (audit findings, OOD), or ``"variant"`` at the end of one variant's block.
+        where: ``"top"`` after the summary and the optimization overview (a gate verdict), ``"bottom"`` after the
+            dataset section and before provenance (audit findings, OOD), or ``"variant"`` at the end of one
+            variant's block.
         variant: the variant's name, required when ``where="variant"``.
     """
 
@@ -213,6 +214,58 @@ def fmt_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
+def fmt_compact_json(value: Any) -> str:
+    """JSON on one line (for the recipe details the report has no layout for)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(", ", ": "))
+
+
+MINUS = "\u2212"
+
+
+def fmt_signed(x: float | None, digits: int = 2) -> str:
+    """A signed number with a real minus sign: ``-0.375 -> "−0.38"``, ``0.1 -> "+0.10"``, zero unsigned."""
+    if _missing(x):
+        return DASH
+    text = f"{abs(x):,.{digits}f}"
+    if float(text.replace(",", "")) == 0:
+        return text
+    return (MINUS if x < 0 else "+") + text
+
+
+def fmt_pts(x: float | None, digits: int = 2, *, signed: bool = True) -> str:
+    """A difference of two fractions in percentage points: ``-0.00375 -> "−0.38 pts"``."""
+    if _missing(x):
+        return DASH
+    text = fmt_signed(100 * x, digits)
+    if not signed:
+        text = text.lstrip("+")
+    return f"{text} pts"
+
+
+def fmt_sig(x: float | None, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits (``0.0183``, ``2.4e-06``)."""
+    if _missing(x):
+        return DASH
+    return f"{x:.{digits}g}"
+
+
+def fmt_times(x: float | None) -> str:
+    """A ratio as a factor: ``3.333 -> "3.3×"``, ``781.1 -> "781×"``."""
+    if _missing(x) or math.isinf(x):
+        return DASH
+    return f"{x:,.1f}×" if x < 10 else f"{x:,.0f}×"
+
+
+def size_ratio_text(size: int | None, source_size: int | None) -> str:
+    """A file size against the source's: ``"3.9× smaller"``, ``"1.3× larger"``, ``"same size"`` (within 5%)."""
+    if _missing(size) or _missing(source_size) or not size or not source_size:
+        return DASH
+    ratio = source_size / size
+    if abs(ratio - 1) < 0.05:
+        return "same size"
+    return f"{ratio:,.1f}× smaller" if ratio > 1 else f"{1 / ratio:,.1f}× larger"
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     # compiled once per process: a report with many variants renders in milliseconds
@@ -236,6 +289,11 @@ def _environment() -> jinja2.Environment:
         date=fmt_date,
         short=fmt_short,
         json=fmt_json,
+        compact_json=fmt_compact_json,
+        signed=fmt_signed,
+        pts=fmt_pts,
+        sig=fmt_sig,
+        times=fmt_times,
     )
     return env
 
@@ -314,7 +372,10 @@ def _summary(result: RunResult, columns: list[dict[str, Any]], anchors: list[str
     for j in range(len(columns)):
         metrics[f"p50_{j}"] = ([r["cells"][j]["p50"] for r in rows], False)
         metrics[f"cost_{j}"] = ([r["cells"][j]["cost"] for r in rows], False)
+    # a rejected variant is out of the running: the best value of a column is among the accepted ones
+    rejected = [r["variant"] is not None and r["variant"].status == "rejected" for r in rows]
     for key, (values, higher) in metrics.items():
+        values = [None if out else v for v, out in zip(values, rejected, strict=True)]
         for i in _best(values, higher=higher):
             rows[i]["best"].add(key)
     return rows
@@ -342,6 +403,303 @@ def _budget(f: Efficiency, target: Target | None) -> dict[str, str]:
     return {"status": "bad", "text": f"memory over budget ({amount})", "short": "memory over budget"}
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Optimization: the variants against the source, and how each was made
+# ---------------------------------------------------------------------------------------------------------------------
+
+ECE_WARN = 0.01  # an ECE increase above 1 point is flagged: quantization often breaks calibration
+
+
+def _source_name(result: RunResult) -> str | None:
+    """The variant every other one is compared with: the faithfulness reference, else the one without a parent."""
+    names = [e.variant for e in result.evaluations] + [v.name for v in result.variants]
+    for e in result.evaluations:
+        if e.faithfulness is not None and e.faithfulness.reference in names:
+            return e.faithfulness.reference
+    root = next((v.name for v in result.variants if v.parent is None), None)
+    return root or (names[0] if names else None)
+
+
+def _tolerance_limits(config: dict[str, Any]) -> dict[str, float]:
+    """``optimize.tolerance`` of the run's configuration (empty when the run did not record it)."""
+    tolerance = (config.get("optimize") or {}).get("tolerance") if isinstance(config, dict) else None
+    if not isinstance(tolerance, dict):
+        return {}
+    return {k: float(tolerance[k]) for k in ("max_accuracy_drop", "min_agreement") if _number(tolerance.get(k))}
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _optimization(
+    result: RunResult, columns: list[dict[str, Any]], anchors: dict[str, str], figure: _Figures
+) -> dict[str, Any] | None:
+    """The optimization overview: one row per variant against the source, and a Pareto plot per target."""
+    evaluations = {e.variant: e for e in result.evaluations}
+    records = {v.name: v for v in result.variants}
+    names = list(dict.fromkeys([*evaluations, *records]))
+    if len(names) < 2:
+        return None
+    source = _source_name(result)
+    src_eval, src_record = evaluations.get(source or ""), records.get(source or "")
+    src_size = src_record.size_bytes if src_record else None
+    level = next((e.faithfulness.accuracy_delta.level for e in result.evaluations if e.faithfulness), 0.95)
+
+    rows = []
+    for name in names:
+        e, v = evaluations.get(name), records.get(name)
+        is_source = name == source
+        status = "source" if is_source else (v.status if v else "accepted")
+        accuracy = e.quality.accuracy if e else None
+        faith = e.faithfulness if e else None
+        delta = ci = None
+        ece_delta = None
+        if faith is not None:
+            delta, ci = faith.accuracy_delta.value, faith.accuracy_delta
+            ece_delta = faith.ece_delta
+        elif e is not None and src_eval is not None and not is_source:  # no paired record: plain differences
+            delta = e.quality.accuracy - src_eval.quality.accuracy
+            ece_delta = e.calibration.ece - src_eval.calibration.ece
+        worse = ci is not None and _number(ci.high) and ci.high < 0
+        better = ci is not None and _number(ci.low) and ci.low > 0
+        cells = []
+        for col in columns:
+            lat = _latency_at(e, col["name"], col["latency_batch"]) if e else None
+            ref = _latency_at(src_eval, col["name"], col["latency_batch"]) if src_eval else None
+            speedup = None
+            if lat and ref and not is_source and lat.p50_ms > 0 and _number(lat.p50_ms) and _number(ref.p50_ms):
+                speedup = ref.p50_ms / lat.p50_ms
+            cells.append({"p50": lat.p50_ms if lat else None, "speedup": speedup})
+        rows.append(
+            {
+                "name": name,
+                "anchor": anchors.get(name),
+                "kind": v.kind if v else None,
+                "parent": v.parent if v else None,
+                "status": status,
+                "reason": v.reason if v and status == "rejected" else "",
+                "size": v.size_bytes if v else None,
+                "size_ratio": None if is_source else size_ratio_text(v.size_bytes if v else None, src_size),
+                "accuracy": accuracy,
+                "delta": delta,
+                "ci": ci,
+                "delta_class": "worse" if worse else "better" if better else "",
+                "agreement": faith.agreement if faith else None,
+                "ece_delta": ece_delta,
+                "ece_warn": _number(ece_delta) and ece_delta > ECE_WARN,
+                "cells": cells,
+            }
+        )
+
+    split = next((e.split for e in result.evaluations), "test")
+    plots_ = []
+    for col in columns:
+        points = []
+        for name in names:
+            e, v = evaluations.get(name), records.get(name)
+            lat = _latency_at(e, col["name"], col["latency_batch"]) if e else None
+            if e is None or lat is None:
+                continue
+            points.append(
+                plots.ParetoPoint(
+                    name=name,
+                    latency_ms=lat.p50_ms,
+                    accuracy=e.quality.accuracy,
+                    size_bytes=v.size_bytes if v else None,
+                    rejected=v is not None and v.status == "rejected",
+                )
+            )
+        if points:
+            front = plots.pareto_front(points)
+            svg = plots.pareto_plot(
+                points, title=col["name"], batch_size=col["latency_batch"], y_label=f"{split} accuracy"
+            )
+            plots_.append(
+                {
+                    "target": col["name"],
+                    "batch": col["latency_batch"],
+                    "figure": figure(svg),
+                    "front": [points[i].name for i in front],
+                }
+            )
+    return {
+        "source": source,
+        "rows": rows,
+        "columns": columns,
+        "level": level,
+        "split": split,
+        "has_ci": any(r["ci"] is not None for r in rows),
+        "any_warn": any(r["ece_warn"] for r in rows),
+        "any_rejected": any(r["status"] == "rejected" for r in rows),
+        "plots": plots_,
+    }
+
+
+_SETTINGS = {
+    "opset": "ONNX opset",
+    "level": "optimization level",
+    "method": "calibration method",
+    "percentile": "calibration percentile",
+    "per_channel": "per-channel scales",
+    "reduce_range": "reduced range (7-bit weights)",
+    "weight_type": "weight type",
+    "quantized_nodes": "nodes quantized",
+}
+_RECIPE_PARTS = {
+    "recipe",
+    "parity",
+    "transformer_fusions",
+    "nodes_before",
+    "nodes_after",
+    "op_types_after",
+    "tolerance_check",
+    "search",
+    "excluded_nodes",
+    "most_sensitive",
+    "note",
+}
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return fmt_int(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _records(value: Any, *keys: str) -> list[dict[str, Any]] | None:
+    """``value`` when it is a list of objects holding ``keys`` (the shape the template expects), else None."""
+    if isinstance(value, list) and all(isinstance(x, dict) and set(keys) <= set(x) for x in value):
+        return value
+    return None
+
+
+def _counts(value: Any) -> list[tuple[str, int]] | None:
+    """An ``{op: count}`` mapping as pairs, most frequent first; None when ``value`` is not one."""
+    if isinstance(value, dict) and all(_number(c) for c in value.values()):
+        return sorted(((str(k), int(c)) for k, c in value.items()), key=lambda kc: (-kc[1], kc[0]))
+    return None
+
+
+def _num_or_none(x: Any) -> float | None:
+    return x if _number(x) else None
+
+
+def _node_row(x: dict[str, Any]) -> dict[str, Any]:
+    """A graph node of a quantization record: name, op type, sensitivity (relative output error), why."""
+    return {
+        "node": str(x["node"]),
+        "op_type": str(x.get("op_type") or ""),
+        "sensitivity": _num_or_none(x.get("sensitivity")),
+        "why": str(x.get("why") or ""),
+    }
+
+
+def _recipe_view(recipe: dict[str, Any], limits: dict[str, float]) -> dict[str, Any]:
+    """The recipe of a variant, by part, for the template; what it does not know goes to ``other`` as JSON."""
+    other: dict[str, Any] = {k: v for k, v in recipe.items() if k not in _RECIPE_PARTS and k not in _SETTINGS}
+    settings = [(label, _setting_text(recipe[k])) for k, label in _SETTINGS.items() if k in recipe]
+    view: dict[str, Any] = {"name": str(recipe.get("recipe", "")), "settings": settings}
+    view.update(dict.fromkeys(("parity", "fusion", "ops_after", "tolerance", "search", "excluded", "most_sensitive")))
+    view["note"] = None
+
+    parity = recipe.get("parity")
+    if isinstance(parity, dict) and all(_number(parity.get(k)) for k in ("max_abs_diff", "agreement")):
+        allowed = _num_or_none(parity.get("allowed_abs_diff"))
+        view["parity"] = {
+            "n": _num_or_none(parity.get("n")),
+            "max_abs_diff": parity["max_abs_diff"],
+            "allowed_abs_diff": allowed,
+            "agreement": parity["agreement"],
+            "ok": parity["agreement"] == 1.0 and (allowed is None or parity["max_abs_diff"] <= allowed),
+        }
+    elif "parity" in recipe:
+        other["parity"] = parity
+
+    fusions = _counts(recipe["transformer_fusions"]) if "transformer_fusions" in recipe else None
+    if fusions is None and "transformer_fusions" in recipe:
+        other["transformer_fusions"] = recipe["transformer_fusions"]
+    nodes = {}
+    for key in ("nodes_before", "nodes_after"):
+        if _number(recipe.get(key)):
+            nodes[key] = recipe[key]
+        elif key in recipe:
+            other[key] = recipe[key]
+    if fusions is not None or nodes:
+        before, after = nodes.get("nodes_before"), nodes.get("nodes_after")
+        view["fusion"] = {
+            "ops": fusions,
+            "before": before,
+            "after": after,
+            "change": after / before - 1 if before and after is not None else None,
+        }
+    ops_after = _counts(recipe.get("op_types_after"))
+    if ops_after is not None:
+        view["ops_after"] = ops_after
+    elif "op_types_after" in recipe:
+        other["op_types_after"] = recipe["op_types_after"]
+
+    check = recipe.get("tolerance_check")
+    if isinstance(check, dict) and all(_number(check.get(k)) for k in ("accuracy_drop", "agreement")):
+        max_drop, min_agreement = limits.get("max_accuracy_drop"), limits.get("min_agreement")
+        view["tolerance"] = {
+            "split": str(check.get("split") or "tolerance"),
+            "n": check.get("n") if _number(check.get("n")) else None,
+            "accuracy": _num_or_none(check.get("accuracy")),
+            "source_accuracy": _num_or_none(check.get("source_accuracy")),
+            "accuracy_drop": check["accuracy_drop"],
+            "agreement": check["agreement"],
+            "max_drop": max_drop,
+            "min_agreement": min_agreement,
+            "drop_ok": None if max_drop is None else check["accuracy_drop"] <= max_drop + 1e-12,
+            "agreement_ok": None if min_agreement is None else check["agreement"] >= min_agreement - 1e-12,
+        }
+    elif "tolerance_check" in recipe:
+        other["tolerance_check"] = check
+
+    search = recipe.get("search")
+    if isinstance(search, bool):
+        view["settings"].append(("accuracy-aware search", "on" if search else "off"))
+    elif _records(search, "excluded", "accuracy_drop", "agreement", "ok") is not None:
+        view["search"] = [
+            {
+                "excluded": _num_or_none(x["excluded"]),
+                "accuracy_drop": _num_or_none(x["accuracy_drop"]),
+                "agreement": _num_or_none(x["agreement"]),
+                "ok": bool(x["ok"]) if x["ok"] is not None else None,
+            }
+            for x in search
+        ]
+    elif "search" in recipe:
+        other["search"] = search
+
+    excluded = _records(recipe.get("excluded_nodes"), "node")
+    if excluded:
+        rows = [_node_row(x) for x in excluded]
+        whys = {r["why"] for r in rows}
+        view["excluded"] = {"rows": rows, "common_why": whys.pop() if len(whys) == 1 else None}
+    elif "excluded_nodes" in recipe and excluded is None:
+        other["excluded_nodes"] = recipe["excluded_nodes"]
+
+    sensitive = _records(recipe.get("most_sensitive"), "node")
+    if sensitive:
+        kept = {str(x["node"]) for x in excluded or ()}
+        view["most_sensitive"] = [{**_node_row(x), "kept": str(x["node"]) in kept} for x in sensitive]
+    elif "most_sensitive" in recipe and sensitive is None:
+        other["most_sensitive"] = recipe["most_sensitive"]
+
+    if isinstance(recipe.get("note"), str) and recipe["note"]:
+        view["note"] = recipe["note"]
+    elif recipe.get("note") not in (None, ""):
+        other["note"] = recipe["note"]
+    view["other"] = sorted(other.items())
+    return view
+
+
 def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]:
     figure = _Figures()
     names = {e.variant for e in result.evaluations}
@@ -352,23 +710,31 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
                 f"(evaluated: {sorted(names)})"
             )
     anchors = [f"v{i + 1}-{_slug(e.variant)}" for i, e in enumerate(result.evaluations)]
-    taken = {"summary", "dataset", "provenance", *anchors}
-    taken |= {f"{a}-{part}" for a in anchors for part in ("quality", "calibration", "slices", "efficiency")}
+    taken = {"summary", "optimization", "dataset", "provenance", *anchors}
+    parts = ("quality", "calibration", "slices", "efficiency", "recipe")
+    taken |= {f"{a}-{part}" for a in anchors for part in parts}
     for s in extra:
         if s.id in taken:
             raise ValueError(f"ReportSection {s.id!r}: the id is already used in the report; choose another")
         taken.add(s.id)
     columns = _summary_batches(result.targets, result.evaluations)
+    source = _source_name(result)
+    limits = _tolerance_limits(result.config)
     variants = []
     for e, anchor in zip(result.evaluations, anchors, strict=True):
         slice_columns: dict[str, list[Any]] = {}
         for s in e.slices:
             slice_columns.setdefault(s.column, []).append(s)
+        record = _variant(result, e.variant)
+        derived = e.variant != source and (e.faithfulness is not None or (record is not None and record.parent))
         variants.append(
             {
                 "anchor": anchor,
                 "evaluation": e,
-                "record": _variant(result, e.variant),
+                "record": record,
+                "status": None if not derived else record.status if record else "accepted",
+                "recipe": _recipe_view(record.recipe, limits) if derived and record else None,
+                "ece_warn": e.faithfulness is not None and e.faithfulness.ece_delta > ECE_WARN,
                 "slice_columns": slice_columns,
                 "efficiency": _efficiency_view(result, e),
                 "figures": {
@@ -383,6 +749,8 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
     comparison = None
     if len(result.evaluations) > 1 and any(e.efficiency for e in result.evaluations):
         comparison = figure(plots.latency_plot(result.evaluations))
+    by_name = {e.variant: anchor for e, anchor in zip(result.evaluations, anchors, strict=True)}
+    optimization = _optimization(result, columns, by_name, figure)
     test_split = next((s for s in result.dataset.splits if s.name in {e.split for e in result.evaluations}), None)
     return {
         "run": result,
@@ -391,6 +759,8 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
         "summary_columns": columns,
         "summary_rows": _summary(result, columns, anchors),
         "latency_comparison": comparison,
+        "optimization": optimization,
+        "source_name": source,
         "variants": variants,
         "top_sections": [s for s in extra if s.where == "top"],
         "bottom_sections": [s for s in extra if s.where == "bottom"],
