@@ -17,6 +17,8 @@ TORCH_RECIPES = {"pruned", "distilled"}
 
 
 def _import_recipes() -> None:
+    import deployable.optimize.distill
+    import deployable.optimize.prune
     import deployable.optimize.recipes  # noqa: F401
 
 
