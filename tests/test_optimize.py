@@ -271,3 +271,47 @@ def test_run_evaluates_every_variant_with_faithfulness(tabular_project: Path, tm
         assert f.accuracy_delta.low <= f.accuracy_delta.value <= f.accuracy_delta.high
         assert f.ece_delta == pytest.approx(ev.calibration.ece - src.calibration.ece, abs=1e-9)
     assert RunResult.load(tmp_path / "run").to_dict()["variants"][2]["status"] in {"accepted", "rejected"}
+
+
+def _outlier_matmul_graph(path: Path) -> np.ndarray:
+    """x (N, 16) @ W (16, 4), and calibration inputs whose channel 0 is 100x the others."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(16, 4)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["logits"], name="mm")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 4])],
+        initializer=[numpy_helper.from_array(w, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    x = rng.normal(size=(64, 16)).astype(np.float32)
+    x[:, 0] *= 100
+    return x
+
+
+def test_smoothing_preserves_float_outputs_and_cuts_quantization_error(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from deployable.optimize.quantize import DynamicInt8Quantizer
+    from deployable.optimize.smooth import activation_absmax, smooth_graph
+
+    x = _outlier_matmul_graph(tmp_path / "g.onnx")
+    feeds = [{"x": x[:32]}, {"x": x[32:]}]
+    absmax = activation_absmax(tmp_path / "g.onnx", feeds)
+    np.testing.assert_allclose(absmax["x"], np.abs(x).max(axis=0), rtol=1e-6)
+    assert smooth_graph(tmp_path / "g.onnx", absmax, 0.8, tmp_path / "s.onnx") == 1
+
+    def run(path: Path) -> np.ndarray:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    ref = run(tmp_path / "g.onnx")
+    np.testing.assert_allclose(run(tmp_path / "s.onnx"), ref, rtol=1e-4, atol=1e-3)
+    errors = {}
+    for name in ("g", "s"):
+        DynamicInt8Quantizer(per_channel=True).fit(tmp_path / f"{name}.onnx").transform(tmp_path / f"{name}-q.onnx")
+        errors[name] = float(np.mean((run(tmp_path / f"{name}-q.onnx") - ref) ** 2))
+    assert errors["s"] < errors["g"] / 4, errors

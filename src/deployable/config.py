@@ -241,6 +241,10 @@ class Int8DynamicRecipe(_Recipe):
     per_channel: bool = Field(True, description="one scale per output channel (False: one per tensor)")
     reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI")
     search: bool = Field(True, description="fall back the most sensitive nodes to float until within tolerance")
+    smooth: bool = Field(True, description="SmoothQuant: move activation outliers into the weights first")
+    smooth_alpha: float | None = Field(
+        None, gt=0, le=1, description="migration strength; default: chosen on calibration samples from 0.5-0.9"
+    )
 
 
 class Int8StaticRecipe(_Recipe):
@@ -251,6 +255,10 @@ class Int8StaticRecipe(_Recipe):
     per_channel: bool = Field(True, description="one weight scale per output channel")
     percentile: float = Field(99.999, gt=90, lt=100, description="for method: percentile")
     search: bool = Field(True, description="fall back the most sensitive nodes to float until within tolerance")
+    smooth: bool = Field(True, description="SmoothQuant: move activation outliers into the weights first")
+    smooth_alpha: float | None = Field(
+        None, gt=0, le=1, description="migration strength; default: chosen on calibration samples from 0.5-0.9"
+    )
 
 
 class Fp16Recipe(_Recipe):

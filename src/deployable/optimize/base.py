@@ -20,7 +20,7 @@ from deployable.evaluation.store import PredictionStore
 from deployable.models.base import Predictor
 
 # Bump when a recipe's code changes what it makes, so cached artifacts of the old code are not reused.
-ARTIFACT_VERSION = 2
+ARTIFACT_VERSION = 3
 
 
 @dataclass

@@ -34,6 +34,7 @@ from deployable.optimize.quantize import (
     to_fp16,
 )
 from deployable.optimize.search import fallback_search, node_sensitivity
+from deployable.optimize.smooth import activation_absmax, smooth_graph
 
 
 def _onnx_file(variant: Variant) -> Path:
@@ -183,11 +184,14 @@ def _quantize_with_search(
     tol_split = ctx.dataset.split(ctx.cfg.tolerance.split)
     source_logits = ctx.logits("source", tol_split)
     feeds = _feeds(ctx, parent, calibration)
-    quantizer.fit(source, feeds)
 
     def build(tmp: Path) -> dict[str, Any]:
         out = tmp / "model.onnx"
         built: dict[str, Path] = {}
+        graph, smoothing = source, None
+        if opts.smooth:
+            graph, smoothing = _smooth(tmp, source, feeds, quantizer, opts.smooth_alpha)
+        quantizer.fit(graph, feeds)
 
         def make(excluded: list[str]) -> OnnxPredictor:
             quantizer.nodes_to_exclude = list(excluded)
@@ -205,9 +209,11 @@ def _quantize_with_search(
                 del ctx.predictors[key]
 
         recipe: dict[str, Any] = {"recipe": opts.recipe, **opts.model_dump(exclude={"name", "parent", "recipe"})}
+        if smoothing is not None:
+            recipe["smoothing"] = smoothing
         if opts.search:
             sens = node_sensitivity(
-                source,
+                graph,
                 feeds[:4],
                 per_channel=opts.per_channel,
                 op_types=op_types,
@@ -231,13 +237,47 @@ def _quantize_with_search(
         else:
             check(make([]))
         shutil.move(str(built["last"]), out)
-        for leftover in tmp.glob("candidate-*.onnx"):
+        for leftover in [*tmp.glob("candidate-*.onnx"), *tmp.glob("smooth-*.onnx")]:
             leftover.unlink()
         spec = relocate({**parent.spec, "path": str(out)}, tmp, folder)
         return {"spec": spec, "recipe": recipe}
 
     meta = cached_or_build(folder, build)
     return _finish(ctx, name, folder, meta, parent)
+
+
+SMOOTH_ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _smooth(
+    tmp: Path, source: Path, feeds: list[dict[str, np.ndarray]], quantizer: Any, alpha: float | None
+) -> tuple[Path, dict[str, Any]]:
+    """The smoothed graph with the alpha whose quantized logits are closest to float on calibration samples."""
+    ort = require("onnxruntime", feature="smoothing")
+    absmax = activation_absmax(source, feeds)
+    probe = feeds[: max(1, len(feeds) // 2)]
+    reference = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    want = [reference.get_outputs()[0].name]
+    ref = [reference.run(want, f)[0] for f in probe]
+    tried: list[dict[str, float]] = []
+    for a in [alpha] if alpha is not None else SMOOTH_ALPHAS:
+        path = tmp / f"smooth-{a:g}.onnx"
+        smooth_graph(source, absmax, a, path)
+        quantizer.fit(path, feeds)
+        quantizer.nodes_to_exclude = []
+        quantized = tmp / f"smooth-{a:g}-q.onnx"
+        quantizer.transform(quantized)
+        session = ort.InferenceSession(str(quantized), providers=["CPUExecutionProvider"])
+        mse = float(np.mean([np.mean((session.run(want, f)[0] - r) ** 2) for f, r in zip(probe, ref, strict=True)]))
+        quantized.unlink()
+        tried.append({"alpha": a, "calibration_logit_mse": mse})
+    chosen = min(tried, key=lambda t: t["calibration_logit_mse"])["alpha"]
+    summary = {
+        "alpha": chosen,
+        "tried": tried,
+        "chosen_by": "lowest logit MSE of the fully quantized graph on calibration samples",
+    }
+    return tmp / f"smooth-{chosen:g}.onnx", summary
 
 
 @register("recipe", "int8-dynamic")
