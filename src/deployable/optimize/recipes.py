@@ -46,15 +46,8 @@ def _onnx_file(variant: Variant) -> Path:
     return Path(variant.spec["path"])
 
 
-def _finish(ctx: OptimizeContext, name: str, folder: Path, meta: dict[str, Any], parent: Variant) -> Variant:
-    spec = meta["spec"]
-    files = [Path(spec["path"])]
-    return make_variant(name, spec, files, parent, meta["recipe"])
-
-
-def _probe_inputs(ctx: OptimizeContext, n: int = 64) -> Any:
-    inputs = ctx.calibration_inputs()
-    return inputs[:n]
+def _finish(name: str, meta: dict[str, Any], parent: Variant) -> Variant:
+    return make_variant(name, meta["spec"], [Path(meta["spec"]["path"])], parent, meta["recipe"])
 
 
 @register("recipe", "onnx-fp32")
@@ -66,7 +59,7 @@ def onnx_fp32(ctx: OptimizeContext, parent: Variant, opts: OnnxFp32Recipe) -> Va
             "ONNX (remove the recipe or set another parent)"
         )
     predictor = ctx.predictors[parent.name]
-    sample = _probe_inputs(ctx)
+    sample = ctx.calibration_inputs()[:64]
     folder = artifact_dir(ctx, parent, opts.model_dump(), extra=ctx.cfg.opset)
 
     def build(tmp: Path) -> dict[str, Any]:
@@ -88,7 +81,7 @@ def onnx_fp32(ctx: OptimizeContext, parent: Variant, opts: OnnxFp32Recipe) -> Va
         }
 
     meta = cached_or_build(folder, build)
-    return _finish(ctx, opts.name or opts.recipe, folder, meta, parent)
+    return _finish(opts.name or opts.recipe, meta, parent)
 
 
 def _transformer_shape(tokenizer_dir: str | None) -> dict[str, int] | None:
@@ -155,7 +148,7 @@ def onnx_fused(ctx: OptimizeContext, parent: Variant, opts: OnnxFusedRecipe) -> 
         }
 
     meta = cached_or_build(folder, build)
-    return _finish(ctx, opts.name or opts.recipe, folder, meta, parent)
+    return _finish(opts.name or opts.recipe, meta, parent)
 
 
 def _feeds(ctx: OptimizeContext, parent: Variant, inputs: Any, batch_size: int = 16) -> list[dict[str, np.ndarray]]:
@@ -243,7 +236,7 @@ def _quantize_with_search(
         return {"spec": spec, "recipe": recipe}
 
     meta = cached_or_build(folder, build)
-    return _finish(ctx, name, folder, meta, parent)
+    return _finish(name, meta, parent)
 
 
 SMOOTH_ALPHAS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -311,4 +304,4 @@ def fp16(ctx: OptimizeContext, parent: Variant, opts: Fp16Recipe) -> Variant:
         }
 
     meta = cached_or_build(folder, build)
-    return _finish(ctx, opts.name or opts.recipe, folder, meta, parent)
+    return _finish(opts.name or opts.recipe, meta, parent)
