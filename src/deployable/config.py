@@ -234,12 +234,10 @@ class OnnxFusedRecipe(_Recipe):
     )
 
 
-class Int8DynamicRecipe(_Recipe):
-    """INT8 weights, activations quantized on the fly (onnxruntime ``quantize_dynamic``)."""
+class _Int8Recipe(_Recipe):
+    """Options both INT8 recipes share."""
 
-    recipe: Literal["int8-dynamic"]
-    per_channel: bool = Field(True, description="one scale per output channel (False: one per tensor)")
-    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI")
+    per_channel: bool = Field(True, description="one weight scale per output channel (False: one per tensor)")
     search: bool = Field(True, description="fall back the most sensitive nodes to float until within tolerance")
     smooth: bool = Field(True, description="SmoothQuant: move activation outliers into the weights first")
     smooth_alpha: float | None = Field(
@@ -247,18 +245,19 @@ class Int8DynamicRecipe(_Recipe):
     )
 
 
-class Int8StaticRecipe(_Recipe):
+class Int8DynamicRecipe(_Int8Recipe):
+    """INT8 weights, activations quantized on the fly (onnxruntime ``quantize_dynamic``)."""
+
+    recipe: Literal["int8-dynamic"]
+    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI")
+
+
+class Int8StaticRecipe(_Int8Recipe):
     """INT8 weights and activations (QDQ), activation ranges calibrated on a sample of the calibration split."""
 
     recipe: Literal["int8-static"]
     method: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="calibration method")
-    per_channel: bool = Field(True, description="one weight scale per output channel")
     percentile: float = Field(99.999, gt=90, lt=100, description="for method: percentile")
-    search: bool = Field(True, description="fall back the most sensitive nodes to float until within tolerance")
-    smooth: bool = Field(True, description="SmoothQuant: move activation outliers into the weights first")
-    smooth_alpha: float | None = Field(
-        None, gt=0, le=1, description="migration strength; default: chosen on calibration samples from 0.5-0.9"
-    )
 
 
 class Fp16Recipe(_Recipe):

@@ -23,6 +23,7 @@ from deployable.core.records import Variant
 from deployable.data.dataset import Split
 from deployable.evaluation.batching import batch_plan, take
 from deployable.evaluation.runner import predict
+from deployable.evaluation.store import StoredPredictions
 from deployable.optimize.base import OptimizeContext
 
 TRAIN_BATCH_SIZE = 16
@@ -55,19 +56,6 @@ TORCH_KINDS = ("sentence-transformers", "transformers", "pytorch")
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TeacherSignal:
-    """What the source predicted on the train split.
-
-    Attributes:
-        logits: float32 (N, C).
-        features: float32 (N, D) penultimate features, or None when the source does not expose them.
-    """
-
-    logits: np.ndarray
-    features: np.ndarray | None
-
-
 def train_split(ctx: OptimizeContext, recipe: str) -> Split:
     """The split students train on; a one-line error naming ``data.splits.train`` when the config has none."""
     if "train" not in ctx.dataset.splits:
@@ -78,9 +66,9 @@ def train_split(ctx: OptimizeContext, recipe: str) -> Split:
     return ctx.dataset.splits["train"]
 
 
-def teacher_signal(ctx: OptimizeContext, split: Split) -> TeacherSignal:
+def teacher_signal(ctx: OptimizeContext, split: Split) -> StoredPredictions:
     """The source's logits and features on ``split`` through the prediction store (a forward pass only on a miss)."""
-    stored = predict(
+    return predict(
         ctx.predictors["source"],
         split,
         ctx.store,
@@ -88,7 +76,6 @@ def teacher_signal(ctx: OptimizeContext, split: Split) -> TeacherSignal:
         progress=ctx.progress,
         label=f"source · {split.name}",
     )
-    return TeacherSignal(stored.logits, stored.features)
 
 
 def cache_key(ctx: OptimizeContext, split: Split) -> dict[str, Any]:
@@ -435,7 +422,7 @@ def train_student(
     ctx: OptimizeContext,
     student: Student,
     split: Split,
-    teacher: TeacherSignal,
+    teacher: StoredPredictions,
     *,
     epochs: int,
     learning_rate: float,
