@@ -190,6 +190,10 @@ def test_onnx_text_graph_with_tokenizer(tiny_bert: Path, tmp_path: Path) -> None
         {"type": "onnx", "path": str(tmp_path / "bert.onnx"), "tokenizer": str(tiny_bert), "max_length": 64}
     )
     np.testing.assert_allclose(ox.forward(TEXTS).logits, predictor.forward(TEXTS).logits, atol=1e-4)
+    alone = np.concatenate([ox.forward([t]).logits for t in MIXED])
+    calls = _count_calls(ox, "_run")
+    np.testing.assert_allclose(ox.forward(MIXED).logits, alone, atol=1e-4)
+    assert len(calls) >= 2
 
 
 @pytest.mark.slow
@@ -231,3 +235,68 @@ def test_head_of_wrong_width_is_refused(minilm_dir: Path, tmp_path: Path) -> Non
         load_predictor(
             {"type": "sentence-transformers", "encoder": str(minilm_dir), "head": str(tmp_path / "head.safetensors")}
         )
+
+
+def _brute_force_cost(lengths: list[int], overhead: int) -> int:
+    """The cheapest cost over every way of cutting the sorted lengths into contiguous runs."""
+    s = sorted(lengths)
+    n = len(s)
+    best = None
+    for mask in range(2 ** (n - 1)):
+        cost, start = 0, 0
+        for i in range(n):
+            if i == n - 1 or mask >> i & 1:
+                cost += overhead + (i + 1 - start) * s[i]
+                start = i + 1
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+def test_length_groups_are_the_cheapest_cut() -> None:
+    from deployable.models.text import length_groups
+
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        n = int(rng.integers(1, 9))
+        lengths = rng.integers(1, 120, size=n).tolist()
+        overhead = int(rng.choice([0, 8, 32, 500]))
+        groups = length_groups(lengths, overhead)
+        assert sorted(np.concatenate(groups).tolist()) == list(range(n))  # every text once
+        cost = sum(overhead + len(g) * max(lengths[i] for i in g) for g in groups)
+        assert cost == _brute_force_cost(lengths, overhead), (lengths, overhead)
+    assert len(length_groups([5] * 10 + [120], 32)) == 2  # ten short texts stop paying for the long one
+    assert len(length_groups([5, 6, 7], 10_000)) == 1  # calls dearer than padding: one call
+
+
+def _count_calls(predictor, attr: str) -> list[int]:
+    calls: list[int] = []
+    run = getattr(predictor, attr)
+
+    def counted(enc):
+        calls.append(int(enc["input_ids"].shape[1]))
+        return run(enc)
+
+    setattr(predictor, attr, counted)
+    return calls
+
+
+MIXED = ["hi", *TEXTS[1:], "ok thanks", "yes", "the tracking page has said 'label created' for nine days " * 3]
+
+
+def test_mixed_lengths_run_in_groups_with_unchanged_logits(tiny_bert: Path, tmp_path: Path) -> None:
+    predictor = load_predictor({"type": "transformers", "path": str(tiny_bert), "max_length": 64})
+    alone = np.concatenate([predictor.forward([t]).logits for t in MIXED])
+    calls = _count_calls(predictor, "_run")
+    out = predictor.forward(MIXED)
+    assert len(calls) >= 2 and max(calls) > min(calls)  # short texts ran without the long one's padding
+    np.testing.assert_allclose(out.logits, alone, atol=1e-5)
+    assert out.features.shape == (len(MIXED), 32)
+
+
+def test_left_padding_is_never_cut(tiny_bert: Path) -> None:
+    predictor = load_predictor({"type": "transformers", "path": str(tiny_bert), "max_length": 64})
+    predictor.tokenizer.padding_side = "left"
+    whole = predictor._run(tokenize(predictor.tokenizer, MIXED, 64, framework="pt")).logits
+    calls = _count_calls(predictor, "_run")
+    np.testing.assert_allclose(predictor.forward(MIXED).logits, whole, atol=1e-6)
+    assert len(calls) == 1  # cutting columns of a left-padded batch would cut text, so it runs whole

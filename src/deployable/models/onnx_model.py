@@ -10,7 +10,7 @@ import numpy as np
 from deployable.core._imports import require
 from deployable.core.errors import ModelError
 from deployable.models.base import ForwardOutput, Predictor, as_float_batch
-from deployable.models.text import head_numpy, load_tokenizer, pool_numpy, read_head, tokenize
+from deployable.models.text import head_numpy, load_tokenizer, pool_numpy, read_head, run_by_length, tokenize
 
 
 class OnnxPredictor(Predictor):
@@ -95,6 +95,11 @@ class OnnxPredictor(Predictor):
 
     def forward(self, batch: Any) -> ForwardOutput:
         feed = self.feed(batch)
+        if self.tokenizer is not None:
+            return run_by_length(feed, self._run)
+        return self._run(feed)
+
+    def _run(self, feed: dict[str, np.ndarray]) -> ForwardOutput:
         out = self.session.run(self.output_names, feed)
         if self.pooling != "none":
             emb = pool_numpy(out[0], feed["attention_mask"], self.pooling, self.normalize)

@@ -37,6 +37,71 @@ def tokenize(tokenizer: Any, texts: list[str], max_length: int, *, framework: st
     )
 
 
+# Cost of one extra forward call, in padded tokens: what splitting a batch must save to be worth a call.
+SPLIT_OVERHEAD_TOKENS = 32
+
+
+def length_groups(lengths: Any, overhead_tokens: int = SPLIT_OVERHEAD_TOKENS) -> list[np.ndarray]:
+    """Split one padded batch into runs of similar length, at the least total cost.
+
+    A run of ``n`` texts padded to ``L`` tokens costs ``overhead_tokens + n * L``; texts sorted by length are
+    cut into contiguous runs by dynamic programming (exact, O(B^2)). A batch of ten short texts and one long one
+    becomes two calls instead of eleven texts padded to the long one. Returns index arrays into the batch.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    sorted_len = lengths[order]
+    n = len(order)
+    best = np.zeros(n + 1)
+    cut = np.zeros(n + 1, dtype=np.int64)
+    for end in range(1, n + 1):
+        starts = np.arange(end)
+        costs = best[:end] + overhead_tokens + (end - starts) * sorted_len[end - 1]
+        cut[end] = int(np.argmin(costs))
+        best[end] = costs[cut[end]]
+    groups: list[np.ndarray] = []
+    end = n
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
+
+
+def run_by_length(enc: dict[str, Any], run: Any, overhead_tokens: int = SPLIT_OVERHEAD_TOKENS) -> Any:
+    """``run(sub_encoding)`` on length groups of a tokenized batch (numpy or torch), outputs back in batch order.
+
+    Each group is cut to its own longest text, so short texts no longer pay for the batch's longest one. ``run``
+    returns a :class:`~deployable.models.base.ForwardOutput`; one group means one plain call.
+    """
+    from deployable.models.base import ForwardOutput
+
+    mask = enc["attention_mask"]
+    lengths = np.asarray(mask.sum(1))
+    if not bool(np.asarray(mask[:, 0]).all()):  # padded on the left: cutting columns would cut text
+        return run(enc)
+    groups = length_groups(lengths, overhead_tokens)
+    if len(groups) == 1:
+        return run(enc)
+    logits = features = None
+    for index in groups:
+        width = int(lengths[index].max())
+        rows = index if isinstance(mask, np.ndarray) else _torch_index(mask, index)
+        out = run({k: v[rows][:, :width] for k, v in enc.items()})
+        if logits is None:
+            logits = np.empty((len(lengths), out.logits.shape[1]), np.float32)
+            if out.features is not None:
+                features = np.empty((len(lengths), out.features.shape[1]), np.float32)
+        logits[index] = out.logits
+        if features is not None:
+            features[index] = out.features
+    return ForwardOutput(logits, features)
+
+
+def _torch_index(like: Any, index: np.ndarray) -> Any:
+    torch = require("torch", feature="text models")
+    return torch.as_tensor(index, device=like.device)
+
+
 def pooling_config(encoder: Path) -> dict[str, Any]:
     """Pooling mode and normalization of a sentence-transformers folder (modules.json + 1_Pooling)."""
     modules_file = encoder / "modules.json"

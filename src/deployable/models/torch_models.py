@@ -12,7 +12,14 @@ import numpy as np
 from deployable.core._imports import require
 from deployable.core.errors import ModelError
 from deployable.models.base import ForwardOutput, Predictor, as_float_batch
-from deployable.models.text import load_tokenizer, pooling_config, quiet_transformers, read_head, tokenize
+from deployable.models.text import (
+    load_tokenizer,
+    pooling_config,
+    quiet_transformers,
+    read_head,
+    run_by_length,
+    tokenize,
+)
 
 
 class _TorchPredictor(Predictor):
@@ -65,7 +72,9 @@ class TransformersPredictor(_TorchPredictor):
             self._hook_input_of(head)
 
     def forward(self, batch: Any) -> ForwardOutput:
-        enc = tokenize(self.tokenizer, batch, self.max_length, framework="pt")
+        return run_by_length(tokenize(self.tokenizer, batch, self.max_length, framework="pt"), self._run)
+
+    def _run(self, enc: dict[str, Any]) -> ForwardOutput:
         with self.torch.inference_mode():
             logits = self.module(**enc).logits
         return ForwardOutput(logits.float().numpy(), self._features())
@@ -93,7 +102,10 @@ class SentenceEncoder:
 
     def embed(self, texts: list[str]) -> Any:
         """Sentence embeddings (B, H) as a torch tensor."""
-        enc = tokenize(self.tokenizer, texts, self.max_length, framework="pt")
+        return self.embed_encoded(tokenize(self.tokenizer, texts, self.max_length, framework="pt"))
+
+    def embed_encoded(self, enc: dict[str, Any]) -> Any:
+        """Sentence embeddings (B, H) of an already tokenized batch."""
         with self.torch.inference_mode():
             hidden = self.module(**enc).last_hidden_state
             return pool_torch(self.torch, hidden, enc["attention_mask"], **self.pooling)
@@ -131,7 +143,11 @@ class SentenceEncoderPredictor(_TorchPredictor):
             )
 
     def forward(self, batch: Any) -> ForwardOutput:
-        emb = self.encoder.embed(batch)
+        enc = tokenize(self.encoder.tokenizer, batch, self.encoder.max_length, framework="pt")
+        return run_by_length(enc, self._run)
+
+    def _run(self, enc: dict[str, Any]) -> ForwardOutput:
+        emb = self.encoder.embed_encoded(enc)
         with self.torch.inference_mode():
             logits = self.head(emb)
         return ForwardOutput(logits.float().numpy(), emb.float().numpy())
