@@ -318,7 +318,7 @@ SIZE_BYTES = {
 PARETO_FRONT = ("int8-dynamic", "onnx-fused", "fp16")
 
 
-def _tolerance_check(accuracy: float, agreement: float) -> dict[str, float | int | str]:
+def _tolerance_check(accuracy: float, agreement: float, **extra: str) -> dict[str, float | int | str]:
     source = 535 / 600
     return {
         "split": "validation",
@@ -327,6 +327,7 @@ def _tolerance_check(accuracy: float, agreement: float) -> dict[str, float | int
         "source_accuracy": source,
         "accuracy_drop": source - accuracy,
         "agreement": agreement,
+        **extra,
     }
 
 
@@ -424,7 +425,13 @@ def make_optimized_run_result() -> RunResult:
             "is rarely faster",
             "keep_io_types": True,
             "op_block_list": ["Softmax", "LayerNormalization"],
-            "tolerance_check": _tolerance_check(536 / 600, 598 / 600),
+            "tolerance_check": _tolerance_check(
+                536 / 600,
+                598 / 600,
+                split="validation+train",
+                note="one sample is 0.17 points of accuracy on validation+train (n=600 labeled), more than the 0.10 "
+                "allowed: any net loss fails; pool more splits in tolerance.split",
+            ),
         },
     }
     parents = {

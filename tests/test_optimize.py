@@ -315,3 +315,115 @@ def test_smoothing_preserves_float_outputs_and_cuts_quantization_error(tmp_path:
         DynamicInt8Quantizer(per_channel=True).fit(tmp_path / f"{name}.onnx").transform(tmp_path / f"{name}-q.onnx")
         errors[name] = float(np.mean((run(tmp_path / f"{name}-q.onnx") - ref) ** 2))
     assert errors["s"] < errors["g"] / 4, errors
+
+
+def test_tolerance_pools_several_splits(tabular_project: Path, tmp_path: Path) -> None:
+    from deployable.optimize.base import check_tolerance, tolerance_logits
+
+    ctx, source = _context(
+        tabular_project,
+        ["int8-dynamic"],
+        tmp_path,
+        tolerance={"split": ["validation", "train"], "max_accuracy_drop": 1, "min_agreement": 0},
+    )
+    (variant,) = [v for v in optimize(ctx, source) if v.name == "int8-dynamic"]
+    check = variant.recipe["tolerance_check"]
+    val, train = ctx.dataset.split("validation"), ctx.dataset.split("train")
+    assert check["split"] == "validation+train" and check["n"] == len(val) + len(train)
+    # pooled = computed by hand over the concatenation, in the configured order (dynamic INT8 depends on the
+    # batch, so the logits are the stored ones of the run's own batches)
+    logits = np.concatenate([ctx.logits("int8-dynamic", s) for s in (val, train)])
+    source_logits = np.concatenate([ctx.logits("source", s) for s in (val, train)])
+    y = np.concatenate([val.labels, train.labels])
+    assert check["accuracy"] == pytest.approx((logits.argmax(1) == y).mean())
+    assert check["source_accuracy"] == pytest.approx((source_logits.argmax(1) == y).mean())
+    assert check["agreement"] == pytest.approx((logits.argmax(1) == source_logits.argmax(1)).mean())
+    np.testing.assert_array_equal(tolerance_logits(ctx, "int8-dynamic"), logits)
+    # 100 samples: one is 1 point, more than a 0.3-point bar, and the check says so
+    strict = ctx.cfg.tolerance.model_copy(update={"max_accuracy_drop": 0.003})
+    ctx.cfg = ctx.cfg.model_copy(update={"tolerance": strict})
+    note = check_tolerance(ctx, logits, source_logits).resolution_note
+    assert "one sample is 1.00 points" in note and "n=100 labeled" in note
+    strict = ctx.cfg.tolerance.model_copy(update={"max_accuracy_drop": 0.02})
+    ctx.cfg = ctx.cfg.model_copy(update={"tolerance": strict})
+    assert check_tolerance(ctx, logits, source_logits).resolution_note == ""
+
+
+@pytest.mark.parametrize("split", [[], ["validation", "validation"]])
+def test_tolerance_split_list_must_name_distinct_splits(split: list) -> None:
+    with pytest.raises(Exception, match="distinct split names"):
+        OptimizeConfig.model_validate({"recipes": ["onnx-fp32"], "tolerance": {"split": split}})
+
+
+def _token_graph(path: Path) -> None:
+    """ids (n, L) int64 -> Gather(table) -> MatMul(W) -> (n, L, 4): the shape of a text model's first layers."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "ids"], ["emb"], name="embed"),
+            helper.make_node("MatMul", ["emb", "w"], ["out"], name="mm"),
+        ],
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", "L"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", "L", 4])],
+        initializer=[
+            numpy_helper.from_array(rng.normal(size=(50, 8)).astype(np.float32), "table"),
+            numpy_helper.from_array(rng.normal(size=(8, 4)).astype(np.float32), "w"),
+        ],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_pad_feeds_gives_one_shape() -> None:
+    from deployable.optimize.quantize import pad_feeds
+
+    feeds = [{"ids": np.ones((4, 3), np.int64)}, {"ids": np.full((4, 7), 2, np.int64)}]
+    padded = pad_feeds(feeds)
+    assert [f["ids"].shape for f in padded] == [(4, 7), (4, 7)]
+    np.testing.assert_array_equal(padded[0]["ids"][:, :3], 1)
+    np.testing.assert_array_equal(padded[0]["ids"][:, 3:], 0)
+    uneven = pad_feeds([{"ids": np.ones((3, 2), np.int64)}, {"ids": np.ones((1, 5), np.int64)}])
+    assert [f["ids"].shape for f in uneven] == [(1, 5)] * 4  # batch sizes differ: one sample per feed
+    images = [{"x": np.zeros((2, 1, 8, 8), np.float32)}] * 2
+    assert pad_feeds(images) == images
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile", "minmax"])
+def test_static_calibration_on_batches_of_different_lengths(tmp_path: Path, method: str) -> None:
+    """Text batches are padded to their own longest text; histogram calibration still works on them."""
+    import onnx
+    import onnxruntime as ort
+
+    from deployable.optimize.quantize import StaticInt8Quantizer
+
+    _token_graph(tmp_path / "g.onnx")
+    rng = np.random.default_rng(1)
+    feeds = [{"ids": rng.integers(1, 50, size=(b, length))} for b, length in ((4, 5), (4, 9), (3, 2))]
+    q = StaticInt8Quantizer(method=method).fit(tmp_path / "g.onnx", feeds)
+    q.transform(tmp_path / "q.onnx")
+    ids = rng.integers(1, 50, size=(2, 6))
+    run = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run
+    ref = ort.InferenceSession(str(tmp_path / "g.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids})
+    assert np.abs(run(None, {"ids": ids})[0] - ref[0]).max() < 0.2 * np.abs(ref[0]).max()
+    zero_points = [
+        init.data_type
+        for init in onnx.load(str(tmp_path / "q.onnx")).graph.initializer
+        if init.name.startswith("emb") and init.name.endswith("zero_point")
+    ]
+    expected = onnx.TensorProto.UINT8 if q.activation_type == "uint8" else onnx.TensorProto.INT8
+    assert zero_points and set(zero_points) == {expected}
+
+
+def test_static_activation_type_follows_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from deployable.optimize.quantize import StaticInt8Quantizer
+
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    assert StaticInt8Quantizer().activation_type == "uint8"
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert StaticInt8Quantizer().activation_type == "int8"
+    assert StaticInt8Quantizer(activations="uint8").activation_type == "uint8"

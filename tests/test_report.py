@@ -927,6 +927,7 @@ def test_variant_cards_show_faithfulness_and_recipe(opt_page: str, optimized: Ru
         "Accuracy 89.00% source 89.17%",
         "Accuracy drop 0.17 pts max 0.30 pts ✓",
         "Agreement 99.17% min 99.0% ✓",
+        "Checked when the variant was made, on validation (split, n = 600): the test split stays unseen.",
         "Recipe int8-dynamic",
         "per-channel scales yes",
         "reduced range (7-bit weights) no",
@@ -942,6 +943,10 @@ def test_variant_cards_show_faithfulness_and_recipe(opt_page: str, optimized: Ru
     ):
         assert text in dynamic, text
     assert dynamic.count("among the most sensitive nodes") == 1  # the same reason for every node: said once
+    assert "Coarse check" not in dynamic
+    fp16 = _plain(_card(opt_page, "v6-fp16"))
+    assert "on validation + train (splits pooled, n = 600)" in fp16
+    assert "Coarse check: one sample is 0.17 points of accuracy" in fp16
 
     fused = _plain(_card(opt_page, "v3-onnx-fused"))
     assert "Graph fusion · 1,108 → 316 nodes (−71%)" in fused

@@ -209,7 +209,22 @@ class Tolerance(_Strict):
         0.003, ge=0, le=1, description="largest allowed accuracy loss (0.003 = 0.3 points)"
     )
     min_agreement: float = Field(0.99, ge=0, le=1, description="smallest share of samples with the source's prediction")
-    split: str = Field("validation", description="split the tolerance is checked on (the test split stays unseen)")
+    split: str | list[str] = Field(
+        "validation",
+        description="split (or splits, pooled) the tolerance is checked on; keep the test split out of it. On a small "
+        "validation split one sample can exceed max_accuracy_drop: pool more, e.g. [validation, train]",
+    )
+
+    @property
+    def splits(self) -> list[str]:
+        return [self.split] if isinstance(self.split, str) else list(self.split)
+
+    @field_validator("split")
+    @classmethod
+    def _some_split(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+            raise ValueError("give one or more distinct split names")
+        return v
 
 
 class _Recipe(_Strict):
@@ -258,6 +273,10 @@ class Int8StaticRecipe(_Int8Recipe):
     recipe: Literal["int8-static"]
     method: Literal["minmax", "entropy", "percentile"] = Field("minmax", description="calibration method")
     percentile: float = Field(99.999, gt=90, lt=100, description="for method: percentile")
+    activations: Literal["auto", "uint8", "int8"] = Field(
+        "auto",
+        description="activation type: uint8 is the fast kernel on x86 (VNNI), int8 on ARM; auto picks for this machine",
+    )
 
 
 class Fp16Recipe(_Recipe):

@@ -9,7 +9,7 @@ from deployable.core.errors import DeployableError
 from deployable.core.plugins import get_plugin
 from deployable.core.records import Variant
 from deployable.models.sources import load_predictor
-from deployable.optimize.base import OptimizeContext, check_tolerance
+from deployable.optimize.base import OptimizeContext, check_tolerance, tolerance_logits
 
 # Recipes that transform an ONNX graph; the others work on torch models.
 ONNX_RECIPES = {"onnx-fused", "int8-dynamic", "int8-static", "fp16"}
@@ -73,8 +73,7 @@ def optimize(ctx: OptimizeContext, source: Variant) -> list[Variant]:
 
 
 def _judge(ctx: OptimizeContext, variant: Variant) -> Variant:
-    split = ctx.dataset.split(ctx.cfg.tolerance.split)
-    result = check_tolerance(ctx, ctx.logits(variant.name, split), ctx.logits("source", split))
+    result = check_tolerance(ctx, tolerance_logits(ctx, variant.name), tolerance_logits(ctx, "source"))
     recipe: dict[str, Any] = {**variant.recipe, "tolerance_check": result.to_dict()}
     if result.ok:
         return variant.replace(recipe=recipe, status="accepted", reason="")

@@ -20,7 +20,7 @@ from deployable.evaluation.store import PredictionStore
 from deployable.models.base import Predictor
 
 # Bump when a recipe's code changes what it makes, so cached artifacts of the old code are not reused.
-ARTIFACT_VERSION = 3
+ARTIFACT_VERSION = 6
 
 
 @dataclass
@@ -57,7 +57,7 @@ class OptimizeContext:
 
 @dataclass(frozen=True)
 class ToleranceCheck:
-    """A variant against the source on the tolerance split."""
+    """A variant against the source on the tolerance split(s), pooled."""
 
     split: str
     n: int
@@ -66,6 +66,7 @@ class ToleranceCheck:
     agreement: float
     max_accuracy_drop: float
     min_agreement: float
+    n_labeled: int | None = None  # samples with a label (accuracy); ``n`` counts all (agreement)
 
     @property
     def accuracy_drop(self) -> float:
@@ -74,6 +75,17 @@ class ToleranceCheck:
     @property
     def ok(self) -> bool:
         return self.accuracy_drop <= self.max_accuracy_drop + 1e-12 and self.agreement >= self.min_agreement - 1e-12
+
+    @property
+    def resolution_note(self) -> str:
+        """Said when one sample weighs more than the allowed accuracy drop: the bar then forbids any net loss."""
+        n = self.n if self.n_labeled is None else self.n_labeled
+        if n and 1 / n > self.max_accuracy_drop + 1e-12:
+            return (
+                f"one sample is {100 / n:.2f} points of accuracy on {self.split} (n={n} labeled), more than the "
+                f"{100 * self.max_accuracy_drop:.2f} allowed: any net loss fails; pool more splits in tolerance.split"
+            )
+        return ""
 
     def reason(self) -> str:
         parts = []
@@ -84,7 +96,7 @@ class ToleranceCheck:
         return f"on {self.split} (n={self.n}): " + "; ".join(parts) if parts else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "split": self.split,
             "n": self.n,
             "accuracy": self.accuracy,
@@ -92,18 +104,28 @@ class ToleranceCheck:
             "accuracy_drop": self.accuracy_drop,
             "agreement": self.agreement,
         }
+        if self.resolution_note:
+            out["note"] = self.resolution_note
+        return out
+
+
+def tolerance_logits(ctx: OptimizeContext, name: str) -> np.ndarray:
+    """A variant's logits on the tolerance splits, concatenated in the configured order."""
+    return np.concatenate([ctx.logits(name, ctx.dataset.split(s)) for s in ctx.cfg.tolerance.splits])
 
 
 def check_tolerance(ctx: OptimizeContext, logits: np.ndarray, source_logits: np.ndarray) -> ToleranceCheck:
-    """Compare logits on the tolerance split with the source's."""
+    """Compare logits on the tolerance splits (see :func:`tolerance_logits`) with the source's."""
     tol = ctx.cfg.tolerance
-    split = ctx.dataset.split(tol.split)
-    y = split.labels
+    y = np.concatenate([ctx.dataset.split(s).labels for s in tol.splits])
+    labeled = y >= 0  # an unlabeled split (ood) counts for agreement only
+    hit, source_hit = logits.argmax(1) == y, source_logits.argmax(1) == y
     return ToleranceCheck(
-        split=split.name,
+        split="+".join(tol.splits),
         n=len(y),
-        accuracy=float((logits.argmax(1) == y).mean()),
-        source_accuracy=float((source_logits.argmax(1) == y).mean()),
+        accuracy=float(hit[labeled].mean()) if labeled.any() else 1.0,
+        source_accuracy=float(source_hit[labeled].mean()) if labeled.any() else 1.0,
+        n_labeled=int(labeled.sum()),
         agreement=float((logits.argmax(1) == source_logits.argmax(1)).mean()),
         max_accuracy_drop=tol.max_accuracy_drop,
         min_agreement=tol.min_agreement,

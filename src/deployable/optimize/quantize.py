@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import platform
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +27,14 @@ STATIC_OPS = ("MatMul", "Gemm", "Conv")
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    # onnxruntime's quantizer logs a pre-processing suggestion on the root logger at every call
+    # onnxruntime's quantizer logs a pre-processing suggestion on the root logger at every call, and its histogram
+    # calibration prints its progress to stdout
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            yield
     finally:
         root.setLevel(level)
 
@@ -76,6 +80,23 @@ class DynamicInt8Quantizer:
         return out
 
 
+def pad_feeds(feeds: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """Feeds of one shape: 2-D integer inputs (token ids, masks) zero-padded to the longest sequence over all
+    feeds, and, when batch sizes differ, one sample per feed (onnxruntime's histogram calibration stacks batches)."""
+    lengths = [a.shape[1] for f in feeds for a in f.values() if a.ndim == 2 and a.dtype.kind in "iu"]
+    longest = max(lengths, default=0)
+    padded = [
+        {
+            k: np.pad(a, ((0, 0), (0, longest - a.shape[1]))) if a.ndim == 2 and a.dtype.kind in "iu" else a
+            for k, a in f.items()
+        }
+        for f in feeds
+    ]
+    if len({len(next(iter(f.values()))) for f in padded}) <= 1:
+        return padded
+    return [{k: a[i : i + 1] for k, a in f.items()} for f in padded for i in range(len(next(iter(f.values()))))]
+
+
 class _Reader:
     """onnxruntime's CalibrationDataReader over pre-built feeds."""
 
@@ -101,19 +122,32 @@ class StaticInt8Quantizer:
         method: "minmax", "entropy" or "percentile" (onnxruntime's calibration methods).
         per_channel: one weight scale per output channel.
         percentile: the percentile kept by method "percentile".
+        activations: "uint8" (onnxruntime's fast U8S8 kernels on x86), "int8" (S8S8, the fast path on ARM) or
+            "auto" (by this machine's architecture).
         nodes_to_exclude: nodes kept in float (set by the accuracy-aware search).
     """
 
     method: str = "minmax"
     per_channel: bool = True
     percentile: float = 99.999
+    activations: str = "auto"
     nodes_to_exclude: list[str] = field(default_factory=list)
 
     def fit(self, model_path: Path, calibration: list[dict[str, np.ndarray]]) -> StaticInt8Quantizer:
-        """Store the graph and the calibration feeds (input name -> array, one dict per batch)."""
+        """Store the graph and the calibration feeds (input name -> array, one dict per batch).
+
+        The histogram methods (entropy, percentile) stack every batch's activations, so batches of token ids are
+        padded to one common length first (padding positions are masked out by the model's attention mask).
+        """
         self.model_path_ = Path(model_path)
-        self.calibration_ = calibration
+        self.calibration_ = calibration if self.method == "minmax" else pad_feeds(calibration)
         return self
+
+    @property
+    def activation_type(self) -> str:
+        if self.activations != "auto":
+            return self.activations
+        return "uint8" if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86") else "int8"
 
     def transform(self, out: Path) -> Path:
         onnx = require("onnx", feature="quantization")
@@ -131,7 +165,7 @@ class StaticInt8Quantizer:
                 _Reader(self.calibration_),
                 quant_format=q.QuantFormat.QDQ,
                 per_channel=self.per_channel,
-                activation_type=q.QuantType.QInt8,
+                activation_type=q.QuantType.QUInt8 if self.activation_type == "uint8" else q.QuantType.QInt8,
                 weight_type=q.QuantType.QInt8,
                 op_types_to_quantize=list(STATIC_OPS),
                 nodes_to_exclude=list(self.nodes_to_exclude),

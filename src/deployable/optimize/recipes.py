@@ -24,6 +24,7 @@ from deployable.optimize.base import (
     check_tolerance,
     make_variant,
     relocate,
+    tolerance_logits,
 )
 from deployable.optimize.export import check_parity, export_onnx
 from deployable.optimize.quantize import (
@@ -174,8 +175,7 @@ def _quantize_with_search(
             "tolerance": ctx.cfg.tolerance.model_dump(),
         },
     )
-    tol_split = ctx.dataset.split(ctx.cfg.tolerance.split)
-    source_logits = ctx.logits("source", tol_split)
+    source_logits = tolerance_logits(ctx, "source")
     feeds = _feeds(ctx, parent, calibration)
 
     def build(tmp: Path) -> dict[str, Any]:
@@ -197,7 +197,7 @@ def _quantize_with_search(
             key = f"{name} (search)"
             ctx.predictors[key] = candidate
             try:
-                return check_tolerance(ctx, ctx.logits(key, tol_split), source_logits)
+                return check_tolerance(ctx, tolerance_logits(ctx, key), source_logits)
             finally:
                 del ctx.predictors[key]
 
@@ -281,7 +281,9 @@ def int8_dynamic(ctx: OptimizeContext, parent: Variant, opts: Int8DynamicRecipe)
 
 @register("recipe", "int8-static")
 def int8_static(ctx: OptimizeContext, parent: Variant, opts: Int8StaticRecipe) -> Variant:
-    quantizer = StaticInt8Quantizer(method=opts.method, per_channel=opts.per_channel, percentile=opts.percentile)
+    quantizer = StaticInt8Quantizer(
+        method=opts.method, per_channel=opts.per_channel, percentile=opts.percentile, activations=opts.activations
+    )
     return _quantize_with_search(ctx, parent, opts.name or opts.recipe, opts, quantizer, STATIC_OPS, static=True)
 
 

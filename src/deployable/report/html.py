@@ -657,6 +657,7 @@ def _recipe_view(recipe: dict[str, Any], limits: dict[str, float]) -> dict[str, 
             "min_agreement": min_agreement,
             "drop_ok": None if max_drop is None else check["accuracy_drop"] <= max_drop + 1e-12,
             "agreement_ok": None if min_agreement is None else check["agreement"] >= min_agreement - 1e-12,
+            "note": str(check["note"]) if isinstance(check.get("note"), str) else "",
         }
     elif "tolerance_check" in recipe:
         other["tolerance_check"] = check
