@@ -165,6 +165,16 @@ def test_support_tickets_example_end_to_end(tmp_path: Path, monkeypatch: pytest.
     assert {s.column for s in ev.slices} == {"channel", "length"}
     assert all(s.accuracy.low <= s.accuracy.value <= s.accuracy.high for s in ev.slices)
     assert ev.calibration.temperature_fitted_on == "validation"
+    # the example's optimization: every variant evaluated and compared with the source
+    variants = {v.name: v for v in result.variants}
+    assert list(variants) == ["source", "onnx-fp32", "int8-dynamic", "fp16"]
+    int8 = variants["int8-dynamic"]
+    assert int8.status == "accepted" and int8.size_bytes < variants["source"].size_bytes / 3.5
+    assert int8.recipe["tolerance_check"]["split"] == "validation+train"
+    assert int8.recipe["smoothing"]["alpha"] in (0.5, 0.6, 0.7, 0.8, 0.9)
+    evaluations = {e.variant: e for e in result.evaluations}
+    assert evaluations["int8-dynamic"].faithfulness.agreement > 0.97
+    assert evaluations["onnx-fp32"].faithfulness.agreement == 1.0
     # a second run reads every prediction from the store: the model is never called
     from deployable.models.torch_models import SentenceEncoderPredictor
 
