@@ -99,6 +99,8 @@ def render() -> str:
         _section(f"`optimize.recipes` entry with `recipe: {kind}`", model, "optimize.recipes", lines)
     _section("`evaluate`", c.EvaluateConfig, "evaluate", lines)
     _section("`evaluate.efficiency`", c.EfficiencyConfig, "evaluate.efficiency", lines)
+    _section("`evaluate.ood`", c.OodConfig, "evaluate.ood", lines)
+    _section("`evaluate.robustness`", c.RobustnessConfig, "evaluate.robustness", lines)
     return "\n".join(lines)
 
 

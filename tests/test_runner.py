@@ -63,7 +63,14 @@ def test_evaluation_reads_only_the_store(setup, tmp_path: Path) -> None:
     counting = Counting(predictor)
     variant = source_variant(predictor)
     ev = evaluate_variant(variant, counting, dataset, project.evaluate, store)
-    n_needed = len(dataset.split("test")) + len(dataset.split("validation"))
+    # test, validation (temperature), the synthetic OOD set, train (Mahalanobis fit) and every corrupted copy of the
+    # test split (3 tabular corruptions x 5 severities): each sample once
+    n_test = len(dataset.split("test"))
+    n_needed = (
+        sum(len(dataset.split(s)) for s in ("test", "validation", "train"))
+        + project.evaluate.ood.n_synthetic
+        + 3 * 5 * n_test
+    )
     assert counting.samples == n_needed
     ev2 = evaluate_variant(variant, counting, dataset, project.evaluate, store)
     assert counting.samples == n_needed, "a second evaluation must not run the model again"

@@ -187,6 +187,40 @@ class EfficiencyConfig(_Strict):
     max_seconds: float = Field(4.0, gt=0, description="stop timing one batch size after this long (past minimum)")
 
 
+class OodConfig(_Strict):
+    """Out-of-distribution detection: the test split against an OOD set, scored by MSP, max-logit, energy and
+    Mahalanobis (on penultimate features, where the model exposes them)."""
+
+    enabled: bool = Field(True, description="score OOD detection for every variant")
+    split: str = Field("ood", description="split of inputs that belong to no class")
+    synthetic: bool = Field(
+        True, description="when that split is missing, score against a synthetic OOD set (labelled synthetic)"
+    )
+    n_synthetic: int = Field(300, ge=10, description="size of the synthetic OOD set")
+    fit_split: str = Field("train", description="split whose features fit the Mahalanobis class means and covariance")
+
+
+class RobustnessConfig(_Strict):
+    """Corruption robustness: every variant on corrupted copies of the test split, five severities each."""
+
+    enabled: bool = Field(True, description="evaluate every variant under the corruption suite of the data's modality")
+    corruptions: list[str] | None = Field(
+        None, description="corruption names to run; default: the whole suite of the modality (see docs/robustness.md)"
+    )
+    severities: list[int] = Field([1, 2, 3, 4, 5], description="severities to run, 1 (mild) to 5 (strong)")
+    max_samples: int | None = Field(
+        250, ge=10, description="corrupt a seeded sample of this many test samples (null: the whole split)"
+    )
+    seed: int = Field(0, description="seed of the corruptions (the same seed gives the same corrupted inputs)")
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, v: list[int]) -> list[int]:
+        if not v or any(s not in (1, 2, 3, 4, 5) for s in v) or len(set(v)) != len(v):
+            raise ValueError("give distinct severities from 1 to 5")
+        return sorted(v)
+
+
 class EvaluateConfig(_Strict):
     """How variants are evaluated."""
 
@@ -200,6 +234,8 @@ class EvaluateConfig(_Strict):
     confidence_level: float = Field(0.95, gt=0.5, lt=1, description="level of the confidence intervals")
     seed: int = Field(0, description="seed of every random choice (bootstrap)")
     efficiency: EfficiencyConfig = Field(default_factory=EfficiencyConfig, description="see below")
+    ood: OodConfig = Field(default_factory=OodConfig, description="see below")
+    robustness: RobustnessConfig = Field(default_factory=RobustnessConfig, description="see below")
 
 
 class Tolerance(_Strict):

@@ -279,6 +279,80 @@ class Faithfulness(Record):
 
 
 @dataclass(frozen=True)
+class OodScore(Record):
+    """How well one OOD score separates the test split (in) from the OOD set (out).
+
+    ``roc`` is (false positive rate, true positive rate) with OOD positive, thinned for plotting; ``edges`` with
+    ``counts_in`` / ``counts_out`` is the score histogram.
+    """
+
+    name: str
+    auroc: float
+    aupr: float
+    fpr_at_95_tpr: float
+    roc: tuple[tuple[float, float], ...]
+    edges: tuple[float, ...]
+    counts_in: tuple[int, ...]
+    counts_out: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class OodMetrics(Record):
+    """Out-of-distribution detection of one variant: the test split against an OOD set.
+
+    ``synthetic`` is true when deployable made the OOD set itself (no ``ood`` split given); ``source`` says how.
+    """
+
+    in_split: str
+    out_split: str
+    synthetic: bool
+    source: str
+    n_in: int
+    n_out: int
+    scores: tuple[OodScore, ...]
+    mahalanobis_fitted_on: str | None = None
+
+    def best(self) -> OodScore:
+        return max(self.scores, key=lambda s: s.auroc)
+
+
+@dataclass(frozen=True)
+class CorruptionResult(Record):
+    """One corruption at one severity: accuracy, share of predictions changed from clean, and ECE."""
+
+    name: str
+    severity: int
+    accuracy: float
+    flip_rate: float
+    ece: float
+
+
+@dataclass(frozen=True)
+class RobustnessMetrics(Record):
+    """Accuracy of one variant under the corruption suite of its modality, on ``n`` test samples.
+
+    ``mean_corruption_accuracy`` averages every (corruption, severity); ``relative_robustness`` is that over the
+    clean accuracy of the same samples.
+    """
+
+    modality: str
+    n: int
+    seed: int
+    clean_accuracy: float
+    clean_ece: float
+    mean_corruption_accuracy: float
+    relative_robustness: float
+    mean_flip_rate: float
+    results: tuple[CorruptionResult, ...]
+
+    def by_corruption(self) -> dict[str, list[CorruptionResult]]:
+        out: dict[str, list[CorruptionResult]] = {}
+        for r in self.results:
+            out.setdefault(r.name, []).append(r)
+        return out
+
+
+@dataclass(frozen=True)
 class Evaluation(Record):
     """Everything measured about one variant on the test split; every metric is computed from stored logits."""
 
@@ -291,6 +365,8 @@ class Evaluation(Record):
     efficiency: tuple[Efficiency, ...]
     predictions_file: str | None = None
     faithfulness: Faithfulness | None = None
+    ood: OodMetrics | None = None
+    robustness: RobustnessMetrics | None = None
 
 
 @dataclass(frozen=True)

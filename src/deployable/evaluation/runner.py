@@ -17,6 +17,8 @@ from deployable.data.dataset import Dataset, Split
 from deployable.evaluation.batching import iter_batches
 from deployable.evaluation.metrics import calibration_metrics, quality_metrics, slice_metrics, softmax
 from deployable.evaluation.metrics.faithfulness import faithfulness
+from deployable.evaluation.ood import ood_metrics, ood_split
+from deployable.evaluation.robustness import robustness_metrics
 from deployable.evaluation.store import PredictionStore, StoredPredictions, prediction_key
 from deployable.models.base import Predictor
 
@@ -48,9 +50,14 @@ def predict(
     perturbation: dict[str, Any] | None = None,
     progress: Progress | None = None,
     label: str = "",
+    data_fingerprint: str | None = None,
 ) -> StoredPredictions:
-    """Logits (and features) of ``predictor`` on ``split``, from the store when present, else one forward pass."""
-    key = prediction_key(predictor.fingerprint, split.fingerprint, perturbation)
+    """Logits (and features) of ``predictor`` on ``split``, from the store when present, else one forward pass.
+
+    ``data_fingerprint`` keys a perturbed split by its clean split's fingerprint (with ``perturbation``), so a
+    stored result is found without rebuilding the perturbed inputs.
+    """
+    key = prediction_key(predictor.fingerprint, data_fingerprint or split.fingerprint, perturbation)
     hit = store.get(key)
     if hit is not None and len(hit.ids) == len(split) and (hit.ids == split.ids).all():
         return hit
@@ -82,12 +89,37 @@ def predict(
     meta = {
         "model": predictor.fingerprint,
         "split": split.name,
-        "data": split.fingerprint,
+        "data": data_fingerprint or split.fingerprint,
         "perturbation": perturbation,
         "seconds": time.perf_counter() - start,
         "spec": predictor.spec,
     }
     return store.put(key, logits, features, split.ids, meta)
+
+
+def predict_perturbed(
+    predictor: Predictor,
+    clean: Split,
+    perturbation: dict[str, Any],
+    make_inputs: Any,
+    store: PredictionStore,
+    *,
+    batch_size: int,
+) -> StoredPredictions:
+    """Predictions on a perturbed copy of ``clean``; ``make_inputs()`` builds the perturbed inputs only on a miss."""
+    key = prediction_key(predictor.fingerprint, clean.fingerprint, perturbation)
+    hit = store.get(key)
+    if hit is not None and len(hit.ids) == len(clean) and (hit.ids == clean.ids).all():
+        return hit
+    perturbed = Split(name=clean.name, inputs=make_inputs(), labels=clean.labels, ids=clean.ids, source=clean.source)
+    return predict(
+        predictor,
+        perturbed,
+        store,
+        batch_size=batch_size,
+        perturbation=perturbation,
+        data_fingerprint=clean.fingerprint,
+    )
 
 
 def evaluate_variant(
@@ -176,6 +208,29 @@ def evaluate_variant(
             seed=cfg.seed,
             n_bins=cfg.n_bins,
         )
+    ood = None
+    out = ood_split(dataset, cfg)
+    if out is not None:
+        label = f"{variant.name} · {out[0].name}"
+        ood_preds = predict(predictor, out[0], store, batch_size=cfg.batch_size, progress=progress, label=label)
+        fit = None
+        if preds.features is not None and cfg.ood.fit_split in dataset.splits:
+            fit_split = dataset.split(cfg.ood.fit_split)
+            fitted = predict(
+                predictor,
+                fit_split,
+                store,
+                batch_size=cfg.batch_size,
+                progress=progress,
+                label=f"{variant.name} · {fit_split.name}",
+            )
+            fit = (fit_split.name, fitted.features, fit_split.labels)
+        ood = ood_metrics(test, preds.logits, preds.features, out, ood_preds.logits, ood_preds.features, fit)
+    robustness = None
+    if cfg.robustness.enabled:
+        robustness = robustness_metrics(
+            predictor, dataset, cfg, store, preds.logits, progress=progress, label=variant.name
+        )
     return Evaluation(
         variant=variant.name,
         split=test.name,
@@ -186,6 +241,8 @@ def evaluate_variant(
         efficiency=efficiency,
         predictions_file=predictions_file,
         faithfulness=faithful,
+        ood=ood,
+        robustness=robustness,
     )
 
 

@@ -701,6 +701,35 @@ def _recipe_view(recipe: dict[str, Any], limits: dict[str, float]) -> dict[str, 
     return view
 
 
+ROBUSTNESS_WARN = 0.01  # a variant whose mean corruption accuracy is over 1 point below its source's is flagged
+
+
+def _robustness_view(e: Evaluation, source: Any) -> dict[str, Any] | None:
+    """Rows per corruption (accuracy per severity, mean flip rate, worst ECE) and the comparison with the source."""
+    rob = e.robustness
+    if rob is None:
+        return None
+    severities = sorted({r.severity for r in rob.results})
+    rows = []
+    for name, rs in rob.by_corruption().items():
+        by_sev = {r.severity: r for r in rs}
+        rows.append(
+            {
+                "name": name.replace("_", " "),
+                "accuracy": [by_sev[s].accuracy if s in by_sev else None for s in severities],
+                "flip_rate": float(sum(r.flip_rate for r in rs) / len(rs)),
+                "worst_ece": max(r.ece for r in rs),
+            }
+        )
+    delta = None if source is None else rob.mean_corruption_accuracy - source.mean_corruption_accuracy
+    return {
+        "severities": severities,
+        "rows": rows,
+        "delta": delta,
+        "less_robust": delta is not None and delta < -ROBUSTNESS_WARN,
+    }
+
+
 def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]:
     figure = _Figures()
     names = {e.variant for e in result.evaluations}
@@ -712,7 +741,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
             )
     anchors = [f"v{i + 1}-{_slug(e.variant)}" for i, e in enumerate(result.evaluations)]
     taken = {"summary", "optimization", "dataset", "provenance", *anchors}
-    parts = ("quality", "calibration", "slices", "efficiency", "recipe")
+    parts = ("quality", "calibration", "slices", "robustness", "ood", "efficiency", "recipe")
     taken |= {f"{a}-{part}" for a in anchors for part in parts}
     for s in extra:
         if s.id in taken:
@@ -720,6 +749,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
         taken.add(s.id)
     columns = _summary_batches(result.targets, result.evaluations)
     source = _source_name(result)
+    source_rob = next((e.robustness for e in result.evaluations if e.variant == source), None)
     limits = _tolerance_limits(result.config)
     variants = []
     for e, anchor in zip(result.evaluations, anchors, strict=True):
@@ -743,7 +773,16 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
                     "reliability": figure(plots.reliability_diagram(e.calibration)),
                     "slices": figure(plots.slice_plot(e.slices, e.quality.accuracy)) if e.slices else None,
                     "latency": figure(plots.latency_plot((e,))) if e.efficiency else None,
+                    "ood": figure(plots.ood_plot(e.ood)) if e.ood else None,
+                    "robustness": figure(
+                        plots.robustness_plot(
+                            e.robustness, source_rob if e.variant != source else None, source or "source"
+                        )
+                    )
+                    if e.robustness
+                    else None,
                 },
+                "robustness": _robustness_view(e, source_rob if e.variant != source else None),
                 "extra": [s for s in extra if s.where == "variant" and s.variant == e.variant],
             }
         )

@@ -1,0 +1,139 @@
+"""Corruption robustness of one variant: accuracy, flip rate and ECE under every corruption and severity.
+
+Every corrupted copy of the test sample goes through the PredictionStore under a key made of the clean split's
+fingerprint and the corruption's id, so a rerun neither corrupts nor predicts again, and the corrupted inputs of one
+(corruption, severity) are built once per run and shared by every variant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from deployable.config import EvaluateConfig
+from deployable.core.errors import ConfigError, closest
+from deployable.core.records import CorruptionResult, RobustnessMetrics
+from deployable.data.dataset import Dataset, Split
+from deployable.evaluation.metrics._validation import softmax
+from deployable.evaluation.metrics.calibration import expected_calibration_error
+from deployable.evaluation.perturb import corrupt, corruption_names, perturbation_id
+from deployable.evaluation.store import PredictionStore
+from deployable.models.base import Predictor
+
+
+def selected_corruptions(dataset: Dataset, cfg: EvaluateConfig) -> tuple[str, ...]:
+    """The corruptions the config asks for, checked against the data's modality."""
+    suite = corruption_names(dataset.modality)
+    wanted = cfg.robustness.corruptions
+    if wanted is None:
+        return suite
+    for name in wanted:
+        if name not in suite:
+            match = closest(name, suite)
+            raise ConfigError(
+                f"evaluate.robustness.corruptions: unknown {dataset.modality} corruption '{name}'; valid: "
+                + ", ".join(suite),
+                hint=f"did you mean '{match}'?" if match else None,
+            )
+    return tuple(wanted)
+
+
+def robustness_sample(dataset: Dataset, cfg: EvaluateConfig) -> tuple[Split, np.ndarray]:
+    """The seeded sample of the test split the corruptions are applied to, and its row positions in the split."""
+    test = dataset.split(cfg.test_split)
+    cap = cfg.robustness.max_samples
+    key = ("_robustness_sample", test.fingerprint, cap, cfg.robustness.seed)
+    cached = dataset.__dict__.get(key)
+    if cached is not None:
+        return cached
+    if cap is None or cap >= len(test):
+        index = np.arange(len(test))
+        sample = test
+    else:
+        rng = np.random.default_rng([cfg.robustness.seed, 17])
+        index = np.sort(rng.choice(len(test), size=cap, replace=False))
+        inputs = [test.inputs[i] for i in index] if isinstance(test.inputs, list) else test.inputs[index]
+        sample = Split(
+            name=test.name,
+            inputs=inputs,
+            labels=test.labels[index],
+            ids=test.ids[index],
+            slices={k: v[index] for k, v in test.slices.items()},
+            source=test.source,
+        )
+    dataset.__dict__[key] = (sample, index)
+    return sample, index
+
+
+def _reference(dataset: Dataset, cfg: EvaluateConfig) -> Any:
+    """Clean inputs that give the value range (image) or feature spread (tabular): the training split if any."""
+    if dataset.modality == "text":
+        return None
+    name = "train" if "train" in dataset.splits else cfg.test_split
+    return np.asarray(dataset.split(name).inputs)
+
+
+def robustness_metrics(
+    predictor: Predictor,
+    dataset: Dataset,
+    cfg: EvaluateConfig,
+    store: PredictionStore,
+    clean_logits: np.ndarray,
+    *,
+    progress: Any = None,
+    label: str = "",
+) -> RobustnessMetrics:
+    """Every selected corruption at every severity on the test sample. ``clean_logits`` are the whole test split's."""
+    from deployable.evaluation.runner import predict_perturbed
+
+    names = selected_corruptions(dataset, cfg)
+    rob = cfg.robustness
+    sample, index = robustness_sample(dataset, cfg)
+    y = sample.labels
+    clean = np.asarray(clean_logits)[index]
+    clean_pred = clean.argmax(1)
+    reference = _reference(dataset, cfg)
+    built: dict[str, Any] = dataset.__dict__.setdefault("_corrupted_inputs", {})
+    task = progress.task(f"robustness {label}", len(names) * len(rob.severities)) if progress is not None else None
+    results = []
+    for name in names:
+        for severity in rob.severities:
+            pid = {**perturbation_id(dataset.modality, name, severity, rob.seed), "sample": sample.fingerprint}
+            memo = f"{sample.fingerprint}:{name}:{severity}:{rob.seed}"
+
+            def make(name: str = name, severity: int = severity, memo: str = memo) -> Any:
+                if memo not in built:
+                    built[memo] = corrupt(
+                        sample.inputs, dataset.modality, name, severity, seed=rob.seed, reference=reference
+                    )
+                return built[memo]
+
+            logits = predict_perturbed(predictor, sample, pid, make, store, batch_size=cfg.batch_size).logits
+            pred = logits.argmax(1)
+            results.append(
+                CorruptionResult(
+                    name=name,
+                    severity=severity,
+                    accuracy=float((pred == y).mean()),
+                    flip_rate=float((pred != clean_pred).mean()),
+                    ece=expected_calibration_error(y, softmax(logits), n_bins=cfg.n_bins),
+                )
+            )
+            if progress is not None:
+                progress.advance(task)
+    if progress is not None:
+        progress.done(task)
+    clean_accuracy = float((clean_pred == y).mean())
+    mca = float(np.mean([r.accuracy for r in results]))
+    return RobustnessMetrics(
+        modality=dataset.modality,
+        n=len(sample),
+        seed=rob.seed,
+        clean_accuracy=clean_accuracy,
+        clean_ece=expected_calibration_error(y, softmax(clean), n_bins=cfg.n_bins),
+        mean_corruption_accuracy=mca,
+        relative_robustness=mca / clean_accuracy if clean_accuracy > 0 else float("nan"),
+        mean_flip_rate=float(np.mean([r.flip_rate for r in results])),
+        results=tuple(results),
+    )

@@ -1,0 +1,111 @@
+"""Corruption robustness through the evaluation runner: metrics from stored predictions, each corrupted batch once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deployable.config import load_config
+from deployable.core.errors import ConfigError
+from deployable.core.records import Evaluation, RobustnessMetrics
+from deployable.data import load_dataset
+from deployable.evaluation.metrics._validation import softmax
+from deployable.evaluation.metrics.calibration import expected_calibration_error
+from deployable.evaluation.perturb import corrupt
+from deployable.evaluation.runner import evaluate_variant
+from deployable.evaluation.store import PredictionStore
+from deployable.models import load_predictor, source_variant
+from deployable.models.sources import model_spec
+
+
+class Counting:
+    """Counts the samples a predictor is asked for."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.samples = 0
+        self.spec, self.files, self.label_names = inner.spec, inner.files, inner.label_names
+
+    @property
+    def fingerprint(self) -> str:
+        return self.inner.fingerprint
+
+    def forward(self, batch):
+        self.samples += len(batch)
+        return self.inner.forward(batch)
+
+    def set_threads(self, n: int) -> None:
+        self.inner.set_threads(n)
+
+
+def _setup(config: Path, **robustness):
+    import yaml
+
+    data = yaml.safe_load(config.read_text())
+    data.setdefault("evaluate", {})["robustness"] = robustness
+    data["evaluate"]["ood"] = {"enabled": False}
+    data["targets"] = []
+    project = load_config(data, base_dir=config.parent)
+    return project, load_dataset(project), load_predictor(model_spec(project))
+
+
+def test_metrics_equal_a_direct_computation(tabular_project: Path, tmp_path: Path) -> None:
+    project, dataset, predictor = _setup(tabular_project, max_samples=30, severities=[1, 3, 5], seed=4)
+    ev = evaluate_variant(source_variant(predictor), predictor, dataset, project.evaluate, PredictionStore(tmp_path))
+    rob = ev.robustness
+    assert isinstance(rob, RobustnessMetrics) and rob.modality == "tabular" and rob.n == 30
+    assert [(r.name, r.severity) for r in rob.results] == [
+        (name, s) for name in ("feature_noise", "missing", "category_flip") for s in (1, 3, 5)
+    ]
+    # the same seeded sample, corrupted by hand and run directly
+    test = dataset.split("test")
+    index = np.sort(np.random.default_rng([4, 17]).choice(len(test), size=30, replace=False))
+    x, y = test.inputs[index], test.labels[index]
+    clean = predictor.forward(x).logits
+    reference = dataset.split("train").inputs
+    for r in rob.results:
+        logits = predictor.forward(corrupt(x, "tabular", r.name, r.severity, seed=4, reference=reference)).logits
+        assert r.accuracy == pytest.approx((logits.argmax(1) == y).mean())
+        assert r.flip_rate == pytest.approx((logits.argmax(1) != clean.argmax(1)).mean())
+        assert r.ece == pytest.approx(expected_calibration_error(y, softmax(logits)), abs=1e-6)
+    assert rob.clean_accuracy == pytest.approx((clean.argmax(1) == y).mean())
+    assert rob.mean_corruption_accuracy == pytest.approx(np.mean([r.accuracy for r in rob.results]))
+    assert rob.relative_robustness == pytest.approx(rob.mean_corruption_accuracy / rob.clean_accuracy)
+    assert RobustnessMetrics.from_json(rob.to_json()) == rob
+    assert Evaluation.from_json(ev.to_json()).robustness == rob
+    # features moved by 1 standard deviation change predictions more than by 0.1
+    noise = {r.severity: r.flip_rate for r in rob.results if r.name == "feature_noise"}
+    assert noise[5] > noise[1]
+
+
+def test_each_corrupted_copy_runs_once(tabular_project: Path, tmp_path: Path) -> None:
+    project, dataset, predictor = _setup(tabular_project, corruptions=["feature_noise"], severities=[2, 4])
+    counting = Counting(predictor)
+    store = PredictionStore(tmp_path)
+    variant = source_variant(predictor)
+    first = evaluate_variant(variant, counting, dataset, project.evaluate, store)
+    n = len(dataset.split("test"))
+    assert counting.samples == n + len(dataset.split("validation")) + 2 * n
+    again = evaluate_variant(variant, counting, dataset, project.evaluate, store)
+    assert counting.samples == n + len(dataset.split("validation")) + 2 * n, "a rerun must not predict again"
+    assert again.robustness == first.robustness
+    # a new seed is a new perturbation: predicted again, once
+    project2, _, _ = _setup(tabular_project, corruptions=["feature_noise"], severities=[2, 4], seed=1)
+    evaluate_variant(variant, counting, dataset, project2.evaluate, store)
+    assert counting.samples == n + len(dataset.split("validation")) + 4 * n
+
+
+def test_unknown_corruption_is_a_config_error(tabular_project: Path, tmp_path: Path) -> None:
+    project, dataset, predictor = _setup(tabular_project, corruptions=["feature_nosie"])
+    with pytest.raises(
+        ConfigError, match=r"evaluate.robustness.corruptions: unknown tabular corruption 'feature_nosie'"
+    ):
+        evaluate_variant(source_variant(predictor), predictor, dataset, project.evaluate, PredictionStore(tmp_path))
+
+
+@pytest.mark.parametrize("severities", [[], [0], [6], [1, 1]])
+def test_bad_severities_are_refused(tabular_project: Path, severities: list) -> None:
+    with pytest.raises(ConfigError, match="severities"):
+        _setup(tabular_project, severities=severities)
