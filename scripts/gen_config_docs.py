@@ -101,6 +101,7 @@ def render() -> str:
     _section("`evaluate.efficiency`", c.EfficiencyConfig, "evaluate.efficiency", lines)
     _section("`evaluate.ood`", c.OodConfig, "evaluate.ood", lines)
     _section("`evaluate.robustness`", c.RobustnessConfig, "evaluate.robustness", lines)
+    _section("`evaluate.adversarial`", c.AdversarialConfig, "evaluate.adversarial", lines)
     return "\n".join(lines)
 
 

@@ -22,9 +22,12 @@ QUICK = {"warmup": 1, "min_repetitions": 3, "max_seconds": 0.05}
 
 
 def _quick(config: Path) -> object:
-    """An example's config with short latency timing (the numbers are not what these tests check)."""
+    """An example's config with short latency timing and small robustness samples (these tests check the pipeline,
+    not the numbers)."""
     data = yaml.safe_load(config.read_text())
     data.setdefault("evaluate", {})["efficiency"] = QUICK
+    data["evaluate"]["robustness"] = {"max_samples": 40, "severities": [1, 5]}
+    data["evaluate"]["adversarial"] = {"max_samples": 12, "epsilons": [0.03, 0.3], "edit_budgets": [1, 4]}
     return load_config(data, base_dir=config.parent)
 
 

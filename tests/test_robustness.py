@@ -46,6 +46,7 @@ def _setup(config: Path, **robustness):
     data = yaml.safe_load(config.read_text())
     data.setdefault("evaluate", {})["robustness"] = robustness
     data["evaluate"]["ood"] = {"enabled": False}
+    data["evaluate"]["adversarial"] = {"enabled": False}
     data["targets"] = []
     project = load_config(data, base_dir=config.parent)
     return project, load_dataset(project), load_predictor(model_spec(project))

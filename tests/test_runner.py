@@ -62,7 +62,11 @@ def test_evaluation_reads_only_the_store(setup, tmp_path: Path) -> None:
     store = PredictionStore(tmp_path / "store")
     counting = Counting(predictor)
     variant = source_variant(predictor)
-    ev = evaluate_variant(variant, counting, dataset, project.evaluate, store)
+    # attacks query the model live (tested in test_adversarial.py); everything else reads the store
+    cfg = project.evaluate.model_copy(
+        update={"adversarial": project.evaluate.adversarial.model_copy(update={"enabled": False})}
+    )
+    ev = evaluate_variant(variant, counting, dataset, cfg, store)
     # test, validation (temperature), the synthetic OOD set, train (Mahalanobis fit) and every corrupted copy of the
     # test split (3 tabular corruptions x 5 severities): each sample once
     n_test = len(dataset.split("test"))
@@ -72,7 +76,7 @@ def test_evaluation_reads_only_the_store(setup, tmp_path: Path) -> None:
         + 3 * 5 * n_test
     )
     assert counting.samples == n_needed
-    ev2 = evaluate_variant(variant, counting, dataset, project.evaluate, store)
+    ev2 = evaluate_variant(variant, counting, dataset, cfg, store)
     assert counting.samples == n_needed, "a second evaluation must not run the model again"
     # records compare through JSON: empty reliability bins hold NaN, which never equals itself
     assert ev2.to_dict() == ev.to_dict()

@@ -221,6 +221,35 @@ class RobustnessConfig(_Strict):
         return sorted(v)
 
 
+class AdversarialConfig(_Strict):
+    """Adversarial robustness under a stated threat model (see docs/robustness.md).
+
+    Images and tables: white-box, untargeted FGSM and PGD (L-inf and L2) on a differentiable PyTorch source, with the
+    true labels, through the Adversarial Robustness Toolbox; the source's adversarial inputs are then sent to every
+    other variant (transfer). An ONNX-only source gets the score-based black-box Square attack instead. Text: a
+    black-box character-level attack on each variant, under an edit budget.
+    """
+
+    enabled: bool = Field(True, description="attack every variant")
+    max_samples: int = Field(100, ge=5, description="attack a seeded sample of this many test samples")
+    epsilons: list[float] = Field(
+        [0.01, 0.03, 0.1, 0.3],
+        description="L-inf budgets as a share of the input range (images) or of each feature's standard deviation "
+        "(tables); the L2 budget is the same times sqrt(number of input values)",
+    )
+    norms: list[Literal["inf", "2"]] = Field(["inf", "2"], description="norms of the white-box attacks")
+    pgd_steps: int = Field(20, ge=1, description="PGD iterations (step size 2.5 * epsilon / steps, Madry et al.)")
+    edit_budgets: list[int] = Field([1, 2, 4, 8], description="text: characters the attacker may edit per input")
+    seed: int = Field(0, description="seed of the sample and of the attacks' random choices")
+
+    @field_validator("epsilons", "edit_budgets")
+    @classmethod
+    def _positive_increasing(cls, v: list[Any]) -> list[Any]:
+        if not v or any(x <= 0 for x in v):
+            raise ValueError("give one or more positive values")
+        return sorted(set(v))
+
+
 class EvaluateConfig(_Strict):
     """How variants are evaluated."""
 
@@ -236,6 +265,7 @@ class EvaluateConfig(_Strict):
     efficiency: EfficiencyConfig = Field(default_factory=EfficiencyConfig, description="see below")
     ood: OodConfig = Field(default_factory=OodConfig, description="see below")
     robustness: RobustnessConfig = Field(default_factory=RobustnessConfig, description="see below")
+    adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig, description="see below")
 
 
 class Tolerance(_Strict):

@@ -158,6 +158,7 @@ def run(
                     progress=bar,
                     predictions_dir=folder / "predictions" if folder else None,
                     reference=reference,
+                    attack_source=(variants[0].name, predictors[variants[0].name]),
                 )
                 if reference is None:  # the source: every other variant is compared with it
                     reference = (v.name, store.get(ev.store_key).logits)

@@ -353,6 +353,47 @@ class RobustnessMetrics(Record):
 
 
 @dataclass(frozen=True)
+class AttackResult(Record):
+    """Accuracy of a variant on adversarial inputs of one attack at one budget.
+
+    ``epsilon`` is the budget as configured (share of the range / of each feature's spread; for text, characters);
+    ``success_rate`` is the share of samples correct when clean and wrong under attack.
+    """
+
+    attack: str
+    norm: str
+    epsilon: float
+    accuracy: float
+    success_rate: float
+    transferred: bool = False
+
+
+@dataclass(frozen=True)
+class SanityCheck(Record):
+    """One check against gradient masking (Carlini et al., "On evaluating adversarial robustness", 2019)."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class AdversarialMetrics(Record):
+    """Adversarial robustness of one variant under ``threat_model``, on ``n`` test samples."""
+
+    threat_model: str
+    n: int
+    clean_accuracy: float
+    results: tuple[AttackResult, ...]
+    sanity: tuple[SanityCheck, ...] = ()
+    source: str | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return any(not c.passed for c in self.sanity)
+
+
+@dataclass(frozen=True)
 class Evaluation(Record):
     """Everything measured about one variant on the test split; every metric is computed from stored logits."""
 
@@ -367,6 +408,7 @@ class Evaluation(Record):
     faithfulness: Faithfulness | None = None
     ood: OodMetrics | None = None
     robustness: RobustnessMetrics | None = None
+    adversarial: AdversarialMetrics | None = None
 
 
 @dataclass(frozen=True)

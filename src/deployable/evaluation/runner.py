@@ -14,6 +14,7 @@ from deployable.config import EvaluateConfig
 from deployable.core.errors import ModelError
 from deployable.core.records import Evaluation, Target, Variant
 from deployable.data.dataset import Dataset, Split
+from deployable.evaluation.adversarial import adversarial_metrics
 from deployable.evaluation.batching import iter_batches
 from deployable.evaluation.metrics import calibration_metrics, quality_metrics, slice_metrics, softmax
 from deployable.evaluation.metrics.faithfulness import faithfulness
@@ -133,10 +134,12 @@ def evaluate_variant(
     progress: Progress | None = None,
     predictions_dir: Path | None = None,
     reference: tuple[str, np.ndarray] | None = None,
+    attack_source: tuple[str, Predictor] | None = None,
 ) -> Evaluation:
     """Every metric of one variant on the test split (temperature fitted on the calibration split).
 
-    ``reference`` is (name, test-split logits) of the model this variant must stay faithful to.
+    ``reference`` is (name, test-split logits) of the model this variant must stay faithful to; ``attack_source``
+    is (name, predictor) of the model whose adversarial inputs are transferred to this variant (default: itself).
     """
     from deployable.evaluation.targets import measure_efficiency
 
@@ -231,6 +234,18 @@ def evaluate_variant(
         robustness = robustness_metrics(
             predictor, dataset, cfg, store, preds.logits, progress=progress, label=variant.name
         )
+    adversarial = None
+    if cfg.adversarial.enabled:
+        adversarial = adversarial_metrics(
+            predictor,
+            dataset,
+            cfg,
+            store,
+            preds.logits,
+            attack_source=attack_source,
+            progress=progress,
+            label=variant.name,
+        )
     return Evaluation(
         variant=variant.name,
         split=test.name,
@@ -243,6 +258,7 @@ def evaluate_variant(
         faithfulness=faithful,
         ood=ood,
         robustness=robustness,
+        adversarial=adversarial,
     )
 
 

@@ -730,6 +730,21 @@ def _robustness_view(e: Evaluation, source: Any) -> dict[str, Any] | None:
     }
 
 
+def _attack_view(e: Evaluation) -> dict[str, Any] | None:
+    """Rows per attack and norm with the accuracy at each budget."""
+    adv = e.adversarial
+    if adv is None:
+        return None
+    budgets = sorted({r.epsilon for r in adv.results})
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in adv.results:
+        name = "char edits" if r.norm == "edits" else f"{r.attack.upper()} L{'∞' if r.norm == 'inf' else r.norm}"
+        row = rows.setdefault((r.attack, r.norm), {"name": name, "accuracy": {}, "success": {}})
+        row["accuracy"][r.epsilon] = r.accuracy
+        row["success"][r.epsilon] = r.success_rate
+    return {"budgets": budgets, "rows": list(rows.values())}
+
+
 def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]:
     figure = _Figures()
     names = {e.variant for e in result.evaluations}
@@ -741,7 +756,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
             )
     anchors = [f"v{i + 1}-{_slug(e.variant)}" for i, e in enumerate(result.evaluations)]
     taken = {"summary", "optimization", "dataset", "provenance", *anchors}
-    parts = ("quality", "calibration", "slices", "robustness", "ood", "efficiency", "recipe")
+    parts = ("quality", "calibration", "slices", "robustness", "adversarial", "ood", "efficiency", "recipe")
     taken |= {f"{a}-{part}" for a in anchors for part in parts}
     for s in extra:
         if s.id in taken:
@@ -774,6 +789,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
                     "slices": figure(plots.slice_plot(e.slices, e.quality.accuracy)) if e.slices else None,
                     "latency": figure(plots.latency_plot((e,))) if e.efficiency else None,
                     "ood": figure(plots.ood_plot(e.ood)) if e.ood else None,
+                    "attacks": figure(plots.attack_plot(e.adversarial)) if e.adversarial else None,
                     "robustness": figure(
                         plots.robustness_plot(
                             e.robustness, source_rob if e.variant != source else None, source or "source"
@@ -783,6 +799,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
                     else None,
                 },
                 "robustness": _robustness_view(e, source_rob if e.variant != source else None),
+                "attacks": _attack_view(e),
                 "extra": [s for s in extra if s.where == "variant" and s.variant == e.variant],
             }
         )

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from deployable.core.records import (
+    AdversarialMetrics,
+    AttackResult,
     CalibrationMetrics,
     Evaluation,
     OodMetrics,
@@ -39,6 +41,7 @@ from deployable.core.records import (
 __all__ = [
     "PALETTE",
     "ParetoPoint",
+    "attack_plot",
     "confusion_matrix_plot",
     "latency_plot",
     "ood_plot",
@@ -1407,6 +1410,56 @@ def robustness_plot(rob: RobustnessMetrics, reference: RobustnessMetrics | None 
         d = "".join(f"{'M' if k == 0 else 'L'}{_f(px(s))} {_f(py(a))}" for k, (s, a) in enumerate(means))
         svg.path(d, INK, 1.6, dash="5 3")
     svg.text(left + panel / 2, top + height + TICK_LEN + 26, "severity", size=LABEL, anchor="middle")
+    svg.text(16, top + height / 2, "accuracy", size=LABEL, anchor="middle", rotate=-90)
+    _draw_legend(svg, rows, width / 2, legend_top)
+    return svg.render()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Adversarial robustness
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def attack_plot(adv: AdversarialMetrics) -> str:
+    """Accuracy against the attack budget, one line per attack and norm, starting from the clean accuracy."""
+    groups: dict[str, list[AttackResult]] = {}
+    for r in adv.results:
+        label = "char edits" if r.norm == "edits" else f"{r.attack.upper()} L{'∞' if r.norm == 'inf' else r.norm}"
+        groups.setdefault(label, []).append(r)
+    if not groups:
+        return _empty("no attack results")
+    budgets = sorted({r.epsilon for r in adv.results})
+    width, top, height = 680.0, 30.0, 220.0
+    left = 8 + LABEL + 8 + _text_width("100%", TICK) + TICK_LEN + 5
+    panel = width - left - 20.0
+    slots = len(budgets)
+
+    def px(k: int) -> float:  # slot 0 is clean, then one per budget, evenly spaced (budgets grow geometrically)
+        return left + panel * k / max(1, slots)
+
+    def py(acc: float) -> float:
+        return top + height * (1 - acc)
+
+    items = [("tick", PALETTE[i % len(PALETTE)], name) for i, name in enumerate(groups)]
+    rows = _legend_rows(items, width - 20)
+    legend_top = top + height + TICK_LEN + 44
+    svg = _Svg(width, legend_top + _LEGEND_ROW * len(rows) + 4, "Accuracy against the attack budget")
+    svg.text(left + panel / 2, top - 14, "Accuracy under attack", size=TITLE, anchor="middle", bold=True)
+    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+        svg.path(f"M{_f(left)} {_f(py(t))}H{_f(left + panel)}", GRID)
+        svg.text(left - TICK_LEN - 3, py(t), _tick_text(t, 0.25, percent=True), anchor="end")
+    svg.text(px(0), top + height + TICK_LEN + 9, "clean", anchor="middle")
+    for k, b in enumerate(budgets, start=1):
+        svg.text(px(k), top + height + TICK_LEN + 9, f"{b:g}", anchor="middle")
+    for i, (name, rs) in enumerate(groups.items()):
+        color = PALETTE[i % len(PALETTE)]
+        pts = [(0, adv.clean_accuracy)] + [(budgets.index(r.epsilon) + 1, r.accuracy) for r in rs]
+        d = "".join(f"{'M' if j == 0 else 'L'}{_f(px(k))} {_f(py(a))}" for j, (k, a) in enumerate(sorted(pts)))
+        svg.path(d, color, 1.8, dash="5 3" if any(r.transferred for r in rs) else "")
+        for k, a in sorted(pts)[1:]:
+            svg.circle(px(k), py(a), 2.6, color, title=f"{name} at {budgets[k - 1]:g}: {_pct(a)}")
+    unit = "characters edited" if any(r.norm == "edits" for r in adv.results) else "budget (epsilon)"
+    svg.text(left + panel / 2, top + height + TICK_LEN + 26, unit, size=LABEL, anchor="middle")
     svg.text(16, top + height / 2, "accuracy", size=LABEL, anchor="middle", rotate=-90)
     _draw_legend(svg, rows, width / 2, legend_top)
     return svg.render()

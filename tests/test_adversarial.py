@@ -1,0 +1,174 @@
+"""Adversarial robustness: white-box attacks on a trained tiny model, transfer, the gradient-masking checks, and the
+character-level text attack."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import yaml
+
+from deployable.config import load_config
+from deployable.core.records import AdversarialMetrics
+from deployable.data import load_dataset
+from deployable.evaluation.adversarial import text_attack
+from deployable.evaluation.runner import evaluate_variant
+from deployable.evaluation.store import PredictionStore
+from deployable.models import load_predictor, source_variant
+from deployable.models.base import ForwardOutput
+from deployable.models.sources import model_spec
+
+MASKED = """
+import torch
+from torch import nn
+from tinymodel import Tiny
+
+
+class Masked(Tiny):
+    def forward(self, x):
+        # rounding has zero gradient almost everywhere: a textbook case of gradient masking
+        return super().forward(torch.round(x * 4) / 4)
+
+
+def build(**kw):
+    torch.manual_seed(0)
+    return Masked(**kw)
+"""
+
+
+def _trained(project_file: Path, factory: str = "tinymodel:build") -> Path:
+    """Train the project's tiny model on its train split (a random one has nothing to attack) and save it."""
+    import sys
+
+    import torch
+    from safetensors.torch import save_file
+
+    folder = project_file.parent
+    sys.path.insert(0, str(folder))
+    try:
+        import importlib
+
+        module = importlib.reload(importlib.import_module(factory.split(":")[0]))
+        model = module.build()
+    finally:
+        sys.path.remove(str(folder))
+    data = yaml.safe_load(project_file.read_text())
+    data["model"] = {"type": "pytorch", "factory": factory, "weights": "trained.safetensors"}
+    data["evaluate"] = {
+        **data.get("evaluate", {}),
+        "ood": {"enabled": False},
+        "robustness": {"enabled": False},
+        "adversarial": {"max_samples": 40, "epsilons": [0.1, 0.5, 1.5, 4.0], "pgd_steps": 10},
+    }
+    data["targets"] = []
+    project_file.write_text(yaml.safe_dump(data))
+    save_file(model.state_dict(), str(folder / "trained.safetensors"))  # the config checks the file exists
+    project = load_config(project_file)
+    train = load_dataset(project).split("train")
+    x, y = torch.tensor(np.asarray(train.inputs)), torch.tensor(train.labels)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    save_file(model.state_dict(), str(folder / "trained.safetensors"))
+    return project_file
+
+
+def _evaluate(project_file: Path, tmp_path: Path):
+    project = load_config(project_file)
+    dataset = load_dataset(project)
+    predictor = load_predictor(model_spec(project))
+    ev = evaluate_variant(
+        source_variant(predictor), predictor, dataset, project.evaluate, PredictionStore(tmp_path / "store")
+    )
+    return project, dataset, predictor, ev
+
+
+def test_white_box_attacks_drive_accuracy_to_zero(tabular_project: Path, tmp_path: Path) -> None:
+    _, _, _, ev = _evaluate(_trained(tabular_project), tmp_path)
+    adv = ev.adversarial
+    assert isinstance(adv, AdversarialMetrics) and adv.n == 40 and adv.clean_accuracy > 0.8
+    acc = {(r.attack, r.norm, r.epsilon): r.accuracy for r in adv.results}
+    assert len(acc) == 2 * 2 * 4
+    for norm in ("inf", "2"):
+        assert acc[("pgd", norm, 4.0)] <= 0.05, "a large budget must break a tiny model"
+        for eps in (0.1, 0.5, 1.5, 4.0):
+            assert acc[("pgd", norm, eps)] <= acc[("fgsm", norm, eps)] + 1 / 40
+    assert not adv.flagged, [c for c in adv.sanity if not c.passed]
+    assert "white-box" in adv.threat_model and "FGSM and PGD" in adv.threat_model
+    assert AdversarialMetrics.from_json(adv.to_json()) == adv
+    for r in adv.results:  # success: correct when clean, wrong under attack; never above the clean accuracy
+        assert 0 <= r.success_rate <= adv.clean_accuracy + 1e-12
+        assert r.accuracy >= adv.clean_accuracy - r.success_rate - 1e-12
+
+
+def test_a_rerun_attacks_nothing(tabular_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import deployable.evaluation.adversarial as adversarial
+
+    project, dataset, predictor, first = _evaluate(_trained(tabular_project), tmp_path)
+
+    def no_attack(*args: object, **kwargs: object) -> None:
+        raise AssertionError("attacked again although every adversarial prediction is stored")
+
+    monkeypatch.setattr(adversarial, "_white_box", no_attack)
+    dataset = load_dataset(project)  # a new run: nothing kept in memory, only the store on disk
+    again = evaluate_variant(
+        source_variant(predictor), predictor, dataset, project.evaluate, PredictionStore(tmp_path / "store")
+    )
+    assert again.adversarial == first.adversarial
+
+
+def test_gradient_masking_is_flagged(tabular_project: Path, tmp_path: Path) -> None:
+    (tabular_project.parent / "masked.py").write_text(textwrap.dedent(MASKED))
+    _, _, _, ev = _evaluate(_trained(tabular_project, "masked:build"), tmp_path)
+    adv = ev.adversarial
+    failed = [c.name for c in adv.sanity if not c.passed]
+    assert adv.flagged and any("near zero" in name for name in failed), adv.sanity
+
+
+def test_transfer_to_an_exported_variant(tabular_project: Path, tmp_path: Path) -> None:
+    import deployable
+
+    project_file = _trained(tabular_project)
+    data = yaml.safe_load(project_file.read_text())
+    data["optimize"] = {"recipes": ["onnx-fp32"], "tolerance": {"max_accuracy_drop": 1, "min_agreement": 0}}
+    project_file.write_text(yaml.safe_dump(data))
+    result = deployable.run(project_file)
+    source, onnx = (e.adversarial for e in result.evaluations)
+    assert onnx.source == "source" and "transferred to this variant from 'source'" in onnx.threat_model
+    assert all(r.transferred for r in onnx.results) and onnx.sanity == ()
+    # the export computes the same function: the transferred inputs fool it exactly as they fool the source
+    for a, b in zip(source.results, onnx.results, strict=True):
+        assert (a.attack, a.norm, a.epsilon) == (b.attack, b.norm, b.epsilon)
+        assert b.accuracy == pytest.approx(a.accuracy, abs=1 / 40)
+
+
+class KeywordModel:
+    """A text classifier that says 'refund' when the word refund is present, else 'other'."""
+
+    spec: ClassVar[dict] = {"type": "keyword"}
+    files = ()
+    label_names = ("other", "refund")
+    fingerprint = "keyword-model"
+
+    def forward(self, batch):
+        hit = np.array([("refund" in t.lower().split()) for t in batch], dtype=np.float32)
+        return ForwardOutput(np.stack([1 - 3 * hit, 3 * hit - 1], axis=1).astype(np.float32))
+
+    def set_threads(self, n: int) -> None:
+        pass
+
+
+def test_text_attack_finds_the_decisive_word_within_budget() -> None:
+    model = KeywordModel()
+    rng = np.random.default_rng(0)
+    states = text_attack(model, "please send my refund today", 1, budget=3, rng=rng)
+    assert len(states) == 1, "one edit of the decisive word flips this model"
+    assert "refund" not in states[0].split() and len(states[0]) in range(len("please send my refund today") - 1, 29)
+    assert model.forward(states).logits.argmax(1)[0] == 0
+    # a text the model already gets wrong, or that no edit can flip, uses the whole budget at most
+    assert len(text_attack(model, "where is my parcel", 0, budget=2, rng=rng)) <= 2
