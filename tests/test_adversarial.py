@@ -172,3 +172,47 @@ def test_text_attack_finds_the_decisive_word_within_budget() -> None:
     assert model.forward(states).logits.argmax(1)[0] == 0
     # a text the model already gets wrong, or that no edit can flip, uses the whole budget at most
     assert len(text_attack(model, "where is my parcel", 0, budget=2, rng=rng)) <= 2
+
+
+def test_onnx_only_source_gets_a_black_box_score_based_attack(tabular_project: Path, tmp_path: Path) -> None:
+    import deployable
+    from deployable.optimize.export import export_onnx
+
+    project_file = _trained(tabular_project)
+    project = load_config(project_file)
+    dataset = load_dataset(project)
+    predictor = load_predictor(model_spec(project))
+    spec = export_onnx(
+        predictor, tabular_project.parent / "model.onnx", sample=dataset.split("train").inputs[:4], label_names=None
+    )
+    data = yaml.safe_load(project_file.read_text())
+    data["model"] = {"type": "onnx", "path": Path(spec["path"]).name}
+    data["evaluate"]["adversarial"] = {"max_samples": 30, "epsilons": [0.1, 4.0], "norms": ["inf"]}
+    project_file.write_text(yaml.safe_dump(data))
+    adv = deployable.run(project_file).evaluations[0].adversarial
+    assert "black-box" in adv.threat_model and "SimBA" in adv.threat_model
+    acc = {r.epsilon: r.accuracy for r in adv.results if r.attack == "simba"}
+    assert set(acc) == {0.1, 4.0} and not any(r.transferred for r in adv.results)
+    # only the model's probabilities are used, yet a large budget still breaks the tiny model
+    assert acc[4.0] <= 0.2 < adv.clean_accuracy
+
+
+def test_square_attack_breaks_an_image_model_through_its_scores() -> None:
+    from deployable.config import AdversarialConfig
+    from deployable.evaluation.adversarial import _black_box
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(64, 3)).astype(np.float32)
+
+    class Linear:
+        spec: ClassVar[dict] = {"type": "onnx"}
+
+        def forward(self, batch):
+            return ForwardOutput((np.asarray(batch).reshape(len(batch), -1) @ w).astype(np.float32))
+
+    x = rng.random((24, 1, 8, 8)).astype(np.float32)
+    y = (x.reshape(24, -1) @ w).argmax(1)
+    cfg = AdversarialConfig(epsilons=[0.3], norms=["inf"])
+    adv = _black_box(Linear(), x, y, 3, x, "image", cfg)[("square", "inf", 0.3)]
+    assert adv.shape == x.shape and np.abs(adv - x).max() <= 0.3 * (x.max() - x.min()) + 1e-5
+    assert (Linear().forward(adv).logits.argmax(1) == y).mean() < 0.3

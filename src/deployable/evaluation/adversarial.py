@@ -101,10 +101,65 @@ def _white_box(
     return out
 
 
+def simba(
+    predictor: Predictor,
+    x: np.ndarray,
+    y: np.ndarray,
+    budget: Any,
+    norm: str,
+    *,
+    iterations: int = 200,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Score-based random coordinate search (SimBA, Guo et al., 2019) for inputs that are not images.
+
+    Each iteration tries one random coordinate per sample in both directions and keeps the step when the true
+    class's probability drops; the result is projected back into the L-inf box or the L2 ball of ``budget``.
+    """
+    from deployable.evaluation.metrics._validation import softmax
+
+    def true_prob(z: np.ndarray) -> np.ndarray:
+        return softmax(predictor.forward(z.astype(np.float32)).logits)[np.arange(len(z)), y]
+
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    d = flat.shape[1]
+    box = np.broadcast_to(np.asarray(budget, dtype=np.float64).reshape(-1), (d,)) if norm == "inf" else None
+    step = box if box is not None else np.full(d, float(budget) / np.sqrt(min(d, 8)))
+    adv = flat.copy()
+    best = true_prob(adv.reshape(x.shape))
+    rows = np.arange(len(x))
+    for _ in range(iterations):
+        coord = rng.integers(0, d, size=len(x))
+        for sign in (1.0, -1.0):
+            trial = adv.copy()
+            trial[rows, coord] += sign * step[coord]
+            delta = trial - flat
+            if box is not None:
+                delta = np.clip(delta, -box, box)
+            else:
+                norms = np.linalg.norm(delta, axis=1, keepdims=True)
+                delta *= np.minimum(1.0, float(budget) / np.maximum(norms, 1e-12))
+            trial = flat + delta
+            p = true_prob(trial.reshape(x.shape))
+            better = p < best
+            adv[better], best[better] = trial[better], p[better]
+    return adv.reshape(x.shape).astype(np.float32)
+
+
 def _black_box(
     predictor: Predictor, x: np.ndarray, y: np.ndarray, n_classes: int, reference: np.ndarray, modality: str, cfg: Any
 ) -> dict[tuple[str, str, float], np.ndarray]:
-    """Score-based Square attack (ART) on a model seen only through its predicted probabilities."""
+    """Score-based attacks on a model seen only through its probabilities: ART's Square attack for images,
+    :func:`simba` for other inputs (ART's Square attack takes images only)."""
+    if modality != "image":
+        rng = np.random.default_rng([cfg.seed, 37])
+        return {
+            ("simba", norm, eps): simba(
+                predictor, x, y, _absolute_budget(eps, norm, reference, modality), norm, iterations=200, rng=rng
+            )
+            for norm in cfg.norms
+            for eps in cfg.epsilons
+        }
     art = require("art.estimators.classification", feature="adversarial attacks")
     evasion = require("art.attacks.evasion", feature="adversarial attacks")
     from deployable.evaluation.metrics._validation import softmax
@@ -317,7 +372,7 @@ def adversarial_metrics(
                     memo[key] = _black_box(src, x, y, dataset.n_classes, reference, dataset.modality, adv)
             return memo[key]
 
-        attacks = ("fgsm", "pgd") if module is not None else ("square",)
+        attacks = ("fgsm", "pgd") if module is not None else ("square",) if dataset.modality == "image" else ("simba",)
         for attack in attacks:
             for norm in adv.norms:
                 for eps in adv.epsilons:
@@ -344,7 +399,9 @@ def adversarial_metrics(
             + (
                 f"FGSM and PGD ({adv.pgd_steps} steps) on the PyTorch source"
                 if module is not None
-                else "Square attack (score-based, 200 queries per restart) on the ONNX source"
+                else "Square attack (score-based, 200 iterations) on the ONNX source"
+                if dataset.modality == "image"
+                else "SimBA random coordinate search (score-based, 200 iterations) on the ONNX source"
             )
             + (f", transferred to this variant from '{src_name}'" if src is not predictor else "")
             + f"; {len(sample)} test samples"
