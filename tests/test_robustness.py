@@ -110,3 +110,22 @@ def test_unknown_corruption_is_a_config_error(tabular_project: Path, tmp_path: P
 def test_bad_severities_are_refused(tabular_project: Path, severities: list) -> None:
     with pytest.raises(ConfigError, match="severities"):
         _setup(tabular_project, severities=severities)
+
+
+def test_a_variant_less_robust_than_its_source_is_flagged() -> None:
+    from types import SimpleNamespace
+
+    from deployable.core.records import CorruptionResult
+    from deployable.report.html import _robustness_view
+
+    def record(accuracies: list[float]) -> RobustnessMetrics:
+        results = tuple(CorruptionResult("blur", s, a, 0.1, 0.05) for s, a in zip((1, 3, 5), accuracies, strict=True))
+        mca = float(np.mean(accuracies))
+        return RobustnessMetrics("image", 100, 0, 0.9, 0.03, mca, mca / 0.9, 0.1, results)
+
+    source = record([0.88, 0.8, 0.7])
+    worse = _robustness_view(SimpleNamespace(robustness=record([0.85, 0.7, 0.5])), source)
+    assert worse["less_robust"] and worse["delta"] == pytest.approx(-0.11)
+    same = _robustness_view(SimpleNamespace(robustness=record([0.88, 0.79, 0.7])), source)
+    assert not same["less_robust"]  # within one point
+    assert _robustness_view(SimpleNamespace(robustness=source), None)["delta"] is None
