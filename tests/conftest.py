@@ -91,3 +91,18 @@ def minilm_dir() -> Path:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+class Counting:
+    """Wraps a predictor and counts the samples it is asked to run."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.samples = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def forward(self, batch):
+        self.samples += len(batch)
+        return self.inner.forward(batch)

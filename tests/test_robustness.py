@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import Counting
 from deployable.config import load_config
 from deployable.core.errors import ConfigError
 from deployable.core.records import Evaluation, RobustnessMetrics
@@ -18,26 +19,6 @@ from deployable.evaluation.runner import evaluate_variant
 from deployable.evaluation.store import PredictionStore
 from deployable.models import load_predictor, source_variant
 from deployable.models.sources import model_spec
-
-
-class Counting:
-    """Counts the samples a predictor is asked for."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.samples = 0
-        self.spec, self.files, self.label_names = inner.spec, inner.files, inner.label_names
-
-    @property
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint
-
-    def forward(self, batch):
-        self.samples += len(batch)
-        return self.inner.forward(batch)
-
-    def set_threads(self, n: int) -> None:
-        self.inner.set_threads(n)
 
 
 def _setup(config: Path, **robustness):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import Counting
 from deployable.config import load_config
 from deployable.core.records import Efficiency, Evaluation, Target
 from deployable.data import load_dataset
@@ -17,21 +18,6 @@ from deployable.evaluation.store import PredictionStore, prediction_key
 from deployable.evaluation.targets import latency_stats, measure_efficiency
 from deployable.models import load_predictor, source_variant
 from deployable.models.sources import model_spec
-
-
-class Counting:
-    """Wraps a predictor and counts the samples it is asked to run."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.samples = 0
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def forward(self, batch):
-        self.samples += len(batch)
-        return self.inner.forward(batch)
 
 
 @pytest.fixture

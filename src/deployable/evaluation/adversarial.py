@@ -27,6 +27,7 @@ from deployable.config import EvaluateConfig
 from deployable.core._imports import require
 from deployable.core.records import AdversarialMetrics, AttackResult, SanityCheck
 from deployable.data.dataset import Dataset, Split
+from deployable.evaluation.batching import clean_reference, seeded_sample
 from deployable.evaluation.store import PredictionStore
 from deployable.models.base import Predictor
 
@@ -35,17 +36,7 @@ CHANCE_MARGIN = 0.10  # "toward zero": at the largest budget, accuracy at most c
 
 def attack_sample(dataset: Dataset, cfg: EvaluateConfig) -> tuple[Split, np.ndarray]:
     """The seeded sample of the test split that is attacked, and its row positions in the split."""
-    test = dataset.split(cfg.test_split)
-    adv = cfg.adversarial
-    key = ("_attack_sample", test.fingerprint, adv.max_samples, adv.seed)
-    if key in dataset.__dict__:
-        return dataset.__dict__[key]
-    n = min(adv.max_samples, len(test))
-    index = np.sort(np.random.default_rng([adv.seed, 23]).choice(len(test), size=n, replace=False))
-    inputs = [test.inputs[i] for i in index] if isinstance(test.inputs, list) else test.inputs[index]
-    sample = Split(name=test.name, inputs=inputs, labels=test.labels[index], ids=test.ids[index], source=test.source)
-    dataset.__dict__[key] = (sample, index)
-    return sample, index
+    return seeded_sample(dataset, cfg.test_split, cfg.adversarial.max_samples, cfg.adversarial.seed, salt=23)
 
 
 def _torch_module(predictor: Predictor) -> Any:
@@ -358,7 +349,7 @@ def adversarial_metrics(
         source_name = None
     else:
         x = np.asarray(sample.inputs, dtype=np.float32)
-        reference = np.asarray(dataset.split("train" if "train" in dataset.splits else cfg.test_split).inputs)
+        reference = clean_reference(dataset, cfg.test_split)
         src_name, src = attack_source if attack_source is not None else (label, predictor)
         module = _torch_module(src)
         kind = "white-box" if module is not None else "black-box"

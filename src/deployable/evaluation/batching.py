@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from deployable.data.dataset import Dataset, Split
+
 
 def batch_plan(inputs: Any, batch_size: int) -> list[np.ndarray]:
     """Index arrays, one per batch.
@@ -28,3 +30,35 @@ def take(inputs: Any, index: np.ndarray) -> Any:
 def iter_batches(inputs: Any, batch_size: int) -> Iterator[tuple[np.ndarray, Any]]:
     for index in batch_plan(inputs, batch_size):
         yield index, take(inputs, index)
+
+
+def seeded_sample(dataset: Dataset, split: str, n: int | None, seed: int, salt: int) -> tuple[Split, np.ndarray]:
+    """A seeded sample of ``n`` samples of a split (all when ``n`` is None or larger) and their row positions.
+
+    Memoized on the dataset, so every variant of a run gets the same sample object (and its fingerprint once).
+    ``salt`` keeps the samples of different uses (corruptions, attacks) independent under one seed.
+    """
+    whole = dataset.split(split)
+    key = ("_seeded_sample", whole.fingerprint, n, seed, salt)
+    if key in dataset.__dict__:
+        return dataset.__dict__[key]
+    if n is None or n >= len(whole):
+        out = (whole, np.arange(len(whole)))
+    else:
+        index = np.sort(np.random.default_rng([seed, salt]).choice(len(whole), size=n, replace=False))
+        sample = Split(
+            name=whole.name,
+            inputs=take(whole.inputs, index),
+            labels=whole.labels[index],
+            ids=whole.ids[index],
+            slices={k: v[index] for k, v in whole.slices.items()},
+            source=whole.source,
+        )
+        out = (sample, index)
+    dataset.__dict__[key] = out
+    return out
+
+
+def clean_reference(dataset: Dataset, fallback: str) -> np.ndarray:
+    """Clean inputs that give the value range (images) or each feature's spread (tables): the training split if any."""
+    return np.asarray(dataset.split("train" if "train" in dataset.splits else fallback).inputs)

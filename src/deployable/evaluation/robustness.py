@@ -15,6 +15,7 @@ from deployable.config import EvaluateConfig
 from deployable.core.errors import ConfigError, closest
 from deployable.core.records import CorruptionResult, RobustnessMetrics
 from deployable.data.dataset import Dataset, Split
+from deployable.evaluation.batching import clean_reference, seeded_sample
 from deployable.evaluation.metrics._validation import softmax
 from deployable.evaluation.metrics.calibration import expected_calibration_error
 from deployable.evaluation.perturb import corrupt, corruption_names, perturbation_id
@@ -41,37 +42,7 @@ def selected_corruptions(dataset: Dataset, cfg: EvaluateConfig) -> tuple[str, ..
 
 def robustness_sample(dataset: Dataset, cfg: EvaluateConfig) -> tuple[Split, np.ndarray]:
     """The seeded sample of the test split the corruptions are applied to, and its row positions in the split."""
-    test = dataset.split(cfg.test_split)
-    cap = cfg.robustness.max_samples
-    key = ("_robustness_sample", test.fingerprint, cap, cfg.robustness.seed)
-    cached = dataset.__dict__.get(key)
-    if cached is not None:
-        return cached
-    if cap is None or cap >= len(test):
-        index = np.arange(len(test))
-        sample = test
-    else:
-        rng = np.random.default_rng([cfg.robustness.seed, 17])
-        index = np.sort(rng.choice(len(test), size=cap, replace=False))
-        inputs = [test.inputs[i] for i in index] if isinstance(test.inputs, list) else test.inputs[index]
-        sample = Split(
-            name=test.name,
-            inputs=inputs,
-            labels=test.labels[index],
-            ids=test.ids[index],
-            slices={k: v[index] for k, v in test.slices.items()},
-            source=test.source,
-        )
-    dataset.__dict__[key] = (sample, index)
-    return sample, index
-
-
-def _reference(dataset: Dataset, cfg: EvaluateConfig) -> Any:
-    """Clean inputs that give the value range (image) or feature spread (tabular): the training split if any."""
-    if dataset.modality == "text":
-        return None
-    name = "train" if "train" in dataset.splits else cfg.test_split
-    return np.asarray(dataset.split(name).inputs)
+    return seeded_sample(dataset, cfg.test_split, cfg.robustness.max_samples, cfg.robustness.seed, salt=17)
 
 
 def robustness_metrics(
@@ -93,7 +64,7 @@ def robustness_metrics(
     y = sample.labels
     clean = np.asarray(clean_logits)[index]
     clean_pred = clean.argmax(1)
-    reference = _reference(dataset, cfg)
+    reference = None if dataset.modality == "text" else clean_reference(dataset, cfg.test_split)
     built: dict[str, Any] = dataset.__dict__.setdefault("_corrupted_inputs", {})
     task = progress.task(f"robustness {label}", len(names) * len(rob.severities)) if progress is not None else None
     results = []
