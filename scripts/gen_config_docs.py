@@ -80,6 +80,7 @@ def render() -> str:
         _section(f"`model` with `type: {kind}`", model, "model", lines)
     _section("`data`", c.DataConfig, "data", lines)
     _section("`data.slices` entries that bin a column", c.BinnedSlice, "data.slices", lines)
+    _section("`data.card`", c.DatasetCardConfig, "data.card", lines)
     _section("`targets` entries", c.TargetConfig, "targets", lines)
     lines += [
         "Built-in targets:",
@@ -102,6 +103,12 @@ def render() -> str:
     _section("`evaluate.ood`", c.OodConfig, "evaluate.ood", lines)
     _section("`evaluate.robustness`", c.RobustnessConfig, "evaluate.robustness", lines)
     _section("`evaluate.adversarial`", c.AdversarialConfig, "evaluate.adversarial", lines)
+    _section("`audit`", c.AuditConfig, "audit", lines)
+    _section("`audit.duplicates`", c.DuplicatesConfig, "audit.duplicates", lines)
+    _section("`audit.labels`", c.LabelIssuesConfig, "audit.labels", lines)
+    _section("`audit.imbalance`", c.ImbalanceConfig, "audit.imbalance", lines)
+    _section("`audit.outliers`", c.OutliersConfig, "audit.outliers", lines)
+    _section("`audit.poisoning`", c.PoisoningConfig, "audit.poisoning", lines)
     return "\n".join(lines)
 
 

@@ -42,7 +42,15 @@ class _Strict(BaseModel):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class TransformersModel(_Strict):
+class _Model(_Strict):
+    allow_unsafe_files: bool = Field(
+        False,
+        description="load model files even when the scan finds code that runs on loading (pickle globals outside the "
+        "allowlist); only for files you made yourself",
+    )
+
+
+class TransformersModel(_Model):
     """A Hugging Face transformers folder holding a sequence-classification model and its tokenizer."""
 
     type: Literal["transformers"]
@@ -50,7 +58,7 @@ class TransformersModel(_Strict):
     max_length: int = Field(256, ge=1, description="longest tokenized input; batches pad to their longest input")
 
 
-class SentenceTransformersModel(_Strict):
+class SentenceTransformersModel(_Model):
     """A sentence-transformers encoder (transformer + pooling + normalize) plus a classification head."""
 
     type: Literal["sentence-transformers"]
@@ -62,26 +70,28 @@ class SentenceTransformersModel(_Strict):
     max_length: int = Field(128, ge=1, description="longest tokenized input; batches pad to their longest input")
 
 
-class PyTorchModel(_Strict):
+class PyTorchModel(_Model):
     """A torch.nn.Module built by ``module:factory`` with weights from safetensors."""
 
     type: Literal["pytorch"]
     factory: str = Field(description="'module:callable' returning an nn.Module; the config's folder is importable")
-    weights: str = Field(description="safetensors file with the state dict")
+    weights: str = Field(
+        description="state dict: a safetensors file (preferred), or a .pt/.pth/.bin/.ckpt file, scanned before loading"
+    )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="keyword arguments for the factory")
     feature_layer: str | None = Field(
         None, description="module whose input is the penultimate feature; default: the last nn.Linear"
     )
 
 
-class TorchScriptModel(_Strict):
+class TorchScriptModel(_Model):
     """A TorchScript file (``torch.jit.save``)."""
 
     type: Literal["torchscript"]
     path: str = Field(description="TorchScript file")
 
 
-class OnnxModel(_Strict):
+class OnnxModel(_Model):
     """An ONNX file run by onnxruntime. Text models name the tokenizer folder that feeds them."""
 
     type: Literal["onnx"]
@@ -125,6 +135,18 @@ class BinnedSlice(_Strict):
         return self
 
 
+class DatasetCardConfig(_Strict):
+    """What the dataset card says about where the data comes from; missing fields are flagged in the card."""
+
+    pretty_name: str | None = Field(None, description="human name of the dataset; default: the project name")
+    description: str | None = Field(None, description="what the data is and how it was collected")
+    license: str | None = Field(None, description="SPDX licence id of the data (e.g. cc-by-4.0, bsd-3-clause)")
+    source: str | None = Field(None, description="where the data comes from (URL, package, team)")
+    language: list[str] | None = Field(None, description="ISO 639-1 codes of text data (e.g. [en])")
+    citation: str | None = Field(None, description="how to cite the data")
+    personal_data: str | None = Field(None, description="whether the data holds personal data, and how it is handled")
+
+
 class DataConfig(_Strict):
     """Where the samples are and which columns mean what."""
 
@@ -151,6 +173,7 @@ class DataConfig(_Strict):
     )
     image_size: list[int] | None = Field(None, description="[height, width] to resize images from a folder to")
     grayscale: bool = Field(False, description="read folder images as one channel")
+    card: DatasetCardConfig = Field(default_factory=DatasetCardConfig, description="see below")
 
     @field_validator("splits")
     @classmethod
@@ -429,6 +452,108 @@ class OptimizeConfig(_Strict):
         return self
 
 
+class DuplicatesConfig(_Strict):
+    """Exact and near duplicates within and across splits, and duplicates whose labels disagree."""
+
+    enabled: bool = Field(True, description="look for duplicates and train/test leakage")
+    near: bool = Field(True, description="also look for near duplicates (not only exact ones after normalisation)")
+    ngram: int = Field(5, ge=2, description="text: characters per shingle of the MinHash signature")
+    num_perm: int = Field(128, ge=16, description="text: MinHash permutations")
+    bands: int = Field(32, ge=2, description="text: LSH bands (num_perm / bands rows each)")
+    jaccard_threshold: float = Field(
+        0.7, gt=0, le=1, description="text: shingle-set Jaccard similarity from which two texts are near duplicates"
+    )
+    cosine_threshold: float = Field(
+        0.97,
+        gt=0,
+        le=1,
+        description="cosine similarity of the model's penultimate features from which two samples "
+        "are near duplicates (when the model exposes features)",
+    )
+    phash_max_distance: int = Field(
+        4, ge=0, le=32, description="image: largest Hamming distance (of 64 bits) between perceptual hashes"
+    )
+    tabular_max_distance: float = Field(
+        0.05,
+        ge=0,
+        description="tabular: largest Euclidean distance in the standardised feature space, per sqrt(feature)",
+    )
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> DuplicatesConfig:
+        if self.num_perm % self.bands:
+            raise ValueError(f"bands ({self.bands}) must divide num_perm ({self.num_perm})")
+        return self
+
+
+class LabelIssuesConfig(_Strict):
+    """Confident learning (cleanlab) on out-of-sample probabilities."""
+
+    enabled: bool = Field(True, description="look for likely label errors")
+    splits: list[str] | None = Field(None, description="splits to check; default: every labeled split")
+    probe: Literal["auto", "features", "model"] = Field(
+        "auto",
+        description="'features': cross-validated logistic regression on the model's penultimate features; 'model': "
+        "the model's own probabilities (only out of sample on splits it was not trained on); 'auto': features when "
+        "the model exposes them",
+    )
+    folds: int = Field(5, ge=2, description="cross-validation folds of the probe")
+    train_split: str = Field(
+        "train", description="split the model was trained on (its own probabilities are in-sample)"
+    )
+
+
+class ImbalanceConfig(_Strict):
+    """Class imbalance within a split and label-distribution shift between splits."""
+
+    enabled: bool = Field(True, description="check class balance and label shift")
+    max_ratio: float = Field(10.0, ge=1, description="largest/smallest class count from which a split is imbalanced")
+    min_class_count: int = Field(10, ge=0, description="a class with fewer samples than this in a split is flagged")
+    alpha: float = Field(0.01, gt=0, lt=1, description="significance of the chi-square test of label shift")
+
+
+class OutliersConfig(_Strict):
+    """Samples far from the rest of their split, scored on the model's penultimate features."""
+
+    enabled: bool = Field(True, description="look for outliers")
+    k: int = Field(10, ge=1, description="neighbours of the k-nearest-neighbour outlier score")
+    quantile: float = Field(
+        0.999,
+        gt=0.5,
+        lt=1,
+        description="a sample is an outlier when its score exceeds this quantile of the train "
+        "split's leave-one-out scores by the margin below",
+    )
+    margin: float = Field(1.5, ge=1, description="multiple of the quantile from which a score is an outlier")
+
+
+class PoisoningConfig(_Strict):
+    """Backdoor and poisoning detectors on the penultimate features of each class."""
+
+    enabled: bool = Field(True, description="look for poisoned samples")
+    split: str = Field("train", description="split the model was trained on")
+    methods: list[Literal["spectral-signature", "activation-clustering"]] = Field(
+        ["spectral-signature", "activation-clustering"], description="detectors to run"
+    )
+    expected_fraction: float = Field(
+        0.05, gt=0, lt=0.5, description="largest share of a class an attacker is assumed to poison"
+    )
+    min_class_size: int = Field(20, ge=4, description="classes with fewer samples are not analysed")
+    seed: int = Field(0, description="seed of clustering")
+
+
+class AuditConfig(_Strict):
+    """The audit of the data (and the scan of the model files, which always runs)."""
+
+    enabled: bool = Field(True, description="audit the data in 'deployable run'")
+    duplicates: DuplicatesConfig = Field(default_factory=DuplicatesConfig, description="see below")
+    labels: LabelIssuesConfig = Field(default_factory=LabelIssuesConfig, description="see below")
+    imbalance: ImbalanceConfig = Field(default_factory=ImbalanceConfig, description="see below")
+    outliers: OutliersConfig = Field(default_factory=OutliersConfig, description="see below")
+    poisoning: PoisoningConfig = Field(default_factory=PoisoningConfig, description="see below")
+    max_evidence: int = Field(1000, ge=1, description="sample ids kept per finding (the count is always exact)")
+
+
 class PrepareStep(_Strict):
     """A command that makes files the run needs (train a head, write data), rerun when its inputs change."""
 
@@ -451,6 +576,7 @@ class Project(_Strict):
     )
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig, description="variants to make and keep")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="how variants are evaluated")
+    audit: AuditConfig = Field(default_factory=AuditConfig, description="data checks and model-file scan")
     cache_dir: str = Field(".deployable-cache", description="prediction store and other caches")
     base_dir: str = Field("", description="set by the loader: the config's folder (relative paths resolve here)")
 

@@ -411,6 +411,97 @@ class Evaluation(Record):
     adversarial: AdversarialMetrics | None = None
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Audit and scan
+# ---------------------------------------------------------------------------------------------------------------------
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+
+
+@dataclass(frozen=True)
+class Finding(Record):
+    """One problem an audit of the data or a scan of a model file found.
+
+    Attributes:
+        check: the check that found it (``duplicates``, ``leakage``, ``label_issues``, ``imbalance``, ``outliers``,
+            ``poisoning``, ``scan``).
+        code: a stable machine-readable kind, e.g. ``near-duplicate-across-splits`` or ``unsafe-global``.
+        severity: one of :data:`SEVERITIES`.
+        message: one line a person reads.
+        evidence: the samples involved as ``"<split>:<id>"`` (data findings); empty for file findings.
+        file: the model file (scan findings).
+        member: the inner member of an archive (``archive/data.pkl``), when the finding is inside one.
+        details: numbers behind the message (rates, scores, thresholds).
+    """
+
+    check: str
+    code: str
+    severity: str
+    message: str
+    evidence: tuple[str, ...] = ()
+    file: str | None = None
+    member: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"Finding.severity must be one of {SEVERITIES}, got {self.severity!r}")
+
+
+@dataclass(frozen=True)
+class LeakageStat(Record):
+    """How much of ``split`` also appears in ``against`` and how much of the score the overlap explains.
+
+    ``accuracy`` is the source model's accuracy on all of ``split``, ``accuracy_clean`` on the samples with no exact
+    or near duplicate in ``against`` (None when the split is unlabeled or the model was not run on it).
+    """
+
+    split: str
+    against: str
+    n: int
+    n_exact: int
+    n_near: int
+    rate: float
+    accuracy: float | None = None
+    accuracy_leaked: float | None = None
+    accuracy_clean: float | None = None
+    n_clean: int = 0
+
+
+@dataclass(frozen=True)
+class AuditCheck(Record):
+    """One check of an audit: ran (with its method and how long it took) or skipped (with why)."""
+
+    name: str
+    status: str  # "ran" | "skipped"
+    method: str = ""
+    reason: str = ""
+    seconds: float = 0.0
+    n_findings: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditResult(Record):
+    """Everything the audit of the data and the scan of the model files found."""
+
+    findings: tuple[Finding, ...]
+    checks: tuple[AuditCheck, ...]
+    leakage: tuple[LeakageStat, ...] = ()
+    scanned_files: tuple[str, ...] = ()
+
+    def by_check(self, check: str) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.check == check)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Findings per severity (every severity present, zero when none)."""
+        out = dict.fromkeys(SEVERITIES, 0)
+        for f in self.findings:
+            out[f.severity] += 1
+        return out
+
+
 @dataclass(frozen=True)
 class RunResult(Record):
     """One pass down the pipeline: the serialized form is ``results.json``."""
@@ -426,6 +517,7 @@ class RunResult(Record):
     evaluations: tuple[Evaluation, ...]
     environment: dict[str, str]
     timings_s: dict[str, float] = field(default_factory=dict)
+    audit: AuditResult | None = None
 
     def evaluation(self, variant: str) -> Evaluation:
         for e in self.evaluations:
