@@ -256,7 +256,7 @@ def test_report_is_self_contained(any_page: str) -> None:
 def test_extra_sections_are_placed(result: RunResult) -> None:
     sections = [
         ReportSection(id="gate", title="Gate verdict", html="<p>PASS: int8-dynamic on edge-cpu</p>", where="top"),
-        ReportSection(id="audit", title="Data audit", html="<p>2 near-duplicates</p>"),
+        ReportSection(id="drift", title="Drift", html="<p>no drift</p>"),
         ReportSection(
             id="robust-int8", title="Robustness", html="<p>typos: -1.2%</p>", where="variant", variant="int8-dynamic"
         ),
@@ -271,7 +271,7 @@ def test_extra_sections_are_placed(result: RunResult) -> None:
             'id="v2-int8-dynamic"',
             'id="robust-int8"',
             'id="dataset"',
-            'id="audit"',
+            'id="drift"',
             'id="provenance"',
         )
     ]
@@ -284,6 +284,8 @@ def test_extra_sections_are_placed(result: RunResult) -> None:
         )
     with pytest.raises(ValueError, match="already used"):
         render_report(result, extra_sections=[ReportSection(id="dataset", title="x", html="")])
+    with pytest.raises(ValueError, match="already used"):
+        render_report(result, extra_sections=[ReportSection(id="audit", title="x", html="")])
     with pytest.raises(ValueError, match="where='variant'"):
         ReportSection(id="x", title="x", html="", where="variant")
 

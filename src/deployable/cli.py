@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deployable.core.errors import DeployableError
@@ -131,6 +132,94 @@ def evaluate(
     _summary(result, out)
 
 
+_FAIL_LEVELS = {"critical": 1, "high": 2, "medium": 3, "low": 4, "never": 0}
+
+
+def _print_findings(findings: Any, limit: int = 30) -> None:
+    from deployable.core.records import SEVERITIES
+
+    order = {sev: i for i, sev in enumerate(SEVERITIES)}
+    shown = sorted(findings, key=lambda f: order[f.severity])
+    for f in shown[:limit]:
+        where = f"{f.file} [{f.member}]" if f.file and f.member else f.file or ", ".join(f.evidence[:3])
+        more = f" (+{len(f.evidence) - 3} more)" if not f.file and len(f.evidence) > 3 else ""
+        out_console.print(
+            f"{f.severity:8} {f.check}/{f.code}: {f.message}  [{where}{more}]",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+    if len(shown) > limit:
+        out_console.print(f"… and {len(shown) - limit} more findings (see results.json)")
+
+
+@app.command()
+def audit(
+    config: Annotated[Path, typer.Argument(help="deployable.yaml")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")] = Path("runs/audit"),
+    fail_on: Annotated[
+        str, typer.Option(help="exit 1 when a finding is at least this severe: critical|high|medium|low|never")
+    ] = "high",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Scan the model files and audit the data: duplicates, leakage, label errors, imbalance, outliers, poisoning."""
+    from deployable.core.records import SEVERITIES
+    from deployable.pipeline import audit as audit_api
+
+    if fail_on not in _FAIL_LEVELS:
+        raise DeployableError(f"--fail-on: expected one of {', '.join(_FAIL_LEVELS)}, got '{fail_on}'")
+    result = audit_api(config, out, progress=not quiet, console=console)
+    found = result.audit
+    counts = ", ".join(f"{n} {sev}" for sev, n in found.counts.items() if n) or "no findings"
+    out_console.print(f"audit of {result.name}: {counts}")
+    for leak in found.leakage:
+        if leak.n_exact + leak.n_near:
+            acc = (
+                f"; accuracy {leak.accuracy:.1%} on all, {leak.accuracy_clean:.1%} without them"
+                if leak.accuracy is not None and leak.accuracy_clean is not None
+                else ""
+            )
+            out_console.print(
+                f"overlap {leak.split}/{leak.against}: {leak.n_exact} exact + {leak.n_near} near of {leak.n} "
+                f"({leak.rate:.1%}){acc}",
+                soft_wrap=True,
+            )
+    _print_findings(found.findings)
+    out_console.print(f"wrote {out}/results.json, {out}/report.html, {out}/dataset_card.md")
+    level = _FAIL_LEVELS[fail_on]
+    if level and any(SEVERITIES.index(f.severity) < level for f in found.findings):
+        raise typer.Exit(1)
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="model files or folders")],
+) -> None:
+    """Scan model files for code that runs when they are loaded. Exit 0 clean, 1 on a finding, 2 if unreadable."""
+    from deployable.audit.scan import scan_paths
+
+    report = scan_paths(paths)
+    for f in report.findings:
+        where = f"{f.file}" + (f" [{f.member}]" if f.member else "")
+        construct = f.details.get("global") or f.code
+        out_console.print(
+            f"{where}: {construct}: {f.severity}: {f.message}", highlight=False, soft_wrap=True, markup=False
+        )
+    for path, reason in report.unreadable:
+        console.print(
+            f"[bold red]error:[/] {escape(str(path))}: cannot read ({escape(reason)})", highlight=False, soft_wrap=True
+        )
+    console.print(
+        f"scanned {len(report.scanned)} model files: {len(report.findings)} findings, "
+        f"{len(report.unreadable)} unreadable",
+        highlight=False,
+    )
+    if report.unreadable:
+        raise typer.Exit(2)
+    if report.findings:
+        raise typer.Exit(1)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of deployable.yaml."""
@@ -143,11 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line and exit 2; a traceback only with --debug."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)
+        if isinstance(code, int) and code:  # click returns typer.Exit's code in non-standalone mode
+            return code
     except DeployableError as exc:
         if "--debug" in args:
             console.print_exception()
-        console.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(exc.one_line())}", markup=True, highlight=False, soft_wrap=True)
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code

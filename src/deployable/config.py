@@ -463,6 +463,12 @@ class DuplicatesConfig(_Strict):
     jaccard_threshold: float = Field(
         0.7, gt=0, le=1, description="text: shingle-set Jaccard similarity from which two texts are near duplicates"
     )
+    embeddings: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="also compare the model's penultimate features by cosine; 'auto': only for sentence encoders "
+        "(trained for similarity), since a classifier's features cluster by class and would call any two samples of "
+        "a class near copies",
+    )
     cosine_threshold: float = Field(
         0.97,
         gt=0,
@@ -472,6 +478,13 @@ class DuplicatesConfig(_Strict):
     )
     phash_max_distance: int = Field(
         4, ge=0, le=32, description="image: largest Hamming distance (of 64 bits) between perceptual hashes"
+    )
+    pixel_max_rms: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="images smaller than 32x32 (too small for a perceptual hash): largest root-mean-square pixel "
+        "difference, as a share of the pixel range",
     )
     tabular_max_distance: float = Field(
         0.05,

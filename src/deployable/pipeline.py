@@ -16,7 +16,7 @@ from typing import Any
 from deployable import __version__
 from deployable.config import Project, load_config, resolve_targets
 from deployable.core.errors import DeployableError
-from deployable.core.records import SCHEMA_VERSION, RunResult
+from deployable.core.records import SCHEMA_VERSION, AuditCheck, AuditResult, RunResult
 
 
 def _environment() -> dict[str, str]:
@@ -98,6 +98,7 @@ def run(
     Returns:
         The :class:`RunResult` record (what ``results.json`` holds).
     """
+    from deployable.audit.guard import scan_model
     from deployable.data import load_dataset
     from deployable.evaluation.runner import evaluate_variant
     from deployable.evaluation.store import PredictionStore
@@ -113,7 +114,9 @@ def run(
 
     t = time.perf_counter()
     dataset = load_dataset(project)
-    predictor = load_predictor(model_spec(project))
+    spec = model_spec(project)
+    scan_findings, scanned, scan_check, _ = scan_model(spec)  # before anything unpickles the files
+    predictor = load_predictor(spec)
     variant = source_variant(predictor)
     targets = resolve_targets(project, os.cpu_count() or 1)
     timings["load"] = time.perf_counter() - t
@@ -127,6 +130,14 @@ def run(
         with _progress(progress) as bar:
             variants = [variant]
             predictors = {variant.name: predictor}
+            t = time.perf_counter()
+            audit = run_audit(project, dataset, predictor, store, progress=bar)
+            audit = audit.replace(
+                findings=(*scan_findings, *audit.findings),
+                checks=(scan_check, *audit.checks),
+                scanned_files=tuple(scanned),
+            )
+            timings["audit"] = time.perf_counter() - t
             if project.optimize.recipes:
                 from deployable.optimize import OptimizeContext, optimize
 
@@ -176,6 +187,7 @@ def run(
             evaluations=tuple(evaluations),
             environment=_environment(),
             timings_s=timings,
+            audit=audit,
         )
 
     try:
@@ -190,11 +202,88 @@ def run(
             shutil.rmtree(cache_root, ignore_errors=True)
 
 
+def run_audit(project: Project, dataset: Any, predictor: Any, store: Any, *, progress: Any = None) -> AuditResult:
+    """The data audit of a run (the model's outputs on every split come from, or go into, the store).
+
+    ``predictor`` None audits the data alone (the model was refused by the scan).
+    """
+    from deployable.audit import audit_dataset, model_outputs
+
+    if not project.audit.enabled:
+        return AuditResult(
+            findings=(), checks=(AuditCheck(name="data", status="skipped", reason="audit.enabled is false"),)
+        )
+    outputs = None
+    if predictor is not None:
+        outputs = model_outputs(predictor, dataset, store, batch_size=project.evaluate.batch_size, progress=progress)
+    return audit_dataset(dataset, project.audit, outputs=outputs, progress=progress)
+
+
+def audit(
+    config: str | Path | dict[str, Any] | Project,
+    out: str | Path | None = None,
+    *,
+    progress: bool = False,
+    console: Any = None,
+) -> RunResult:
+    """Scan the model files and audit the data, without optimizing or evaluating (``deployable audit``).
+
+    A model the scan refuses is not loaded: the data is then audited alone and the scan's findings say why.
+    The run folder gets ``results.json`` (with no evaluations), ``report.html`` and ``dataset_card.md``.
+    """
+    from deployable.audit.guard import scan_model
+    from deployable.data import load_dataset
+    from deployable.evaluation.store import PredictionStore
+    from deployable.models import load_predictor, source_variant
+    from deployable.models.sources import model_spec
+    from deployable.prepare import run_prepare
+
+    project = config if isinstance(config, Project) else load_config(config)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    run_prepare(project, log=console)
+    timings["prepare"] = time.perf_counter() - t
+    t = time.perf_counter()
+    dataset = load_dataset(project)
+    spec = model_spec(project)
+    scan_findings, scanned, scan_check, blocked = scan_model(spec, refuse=False)
+    predictor = None if blocked else load_predictor(spec)
+    timings["load"] = time.perf_counter() - t
+    store = PredictionStore(project.path(project.cache_dir) / "predictions")
+    t = time.perf_counter()
+    with _progress(progress) as bar:
+        found = run_audit(project, dataset, predictor, store, progress=bar)
+    timings["audit"] = time.perf_counter() - t
+    found = found.replace(
+        findings=(*scan_findings, *found.findings), checks=(scan_check, *found.checks), scanned_files=tuple(scanned)
+    )
+    result = RunResult(
+        schema_version=SCHEMA_VERSION,
+        name=project.name,
+        created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        deployable_version=__version__,
+        config=_public_config(project),
+        dataset=dataset.info(),
+        variants=(source_variant(predictor),) if predictor is not None else (),
+        targets=(),
+        evaluations=(),
+        environment=_environment(),
+        timings_s=timings,
+        audit=found,
+    )
+    if out is not None:
+        with atomic_dir(Path(out)) as folder:
+            write_run_folder(result, folder)
+    return result
+
+
 def write_run_folder(result: RunResult, folder: Path) -> None:
     from deployable.report import write_report, write_results_json
+    from deployable.report.cards import write_dataset_card
 
     write_results_json(result, folder / "results.json")
     write_report(result, folder / "report.html")
+    write_dataset_card(result, folder / "dataset_card.md")
 
 
 def _public_config(project: Project) -> dict[str, Any]:

@@ -109,6 +109,7 @@ class SplitInfo(Record):
     fingerprint: str
     label_counts: dict[str, int]
     source: str
+    slice_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

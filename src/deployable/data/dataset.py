@@ -101,8 +101,19 @@ class Dataset:
             counts = {name: int((s.labels == i).sum()) for i, name in enumerate(self.label_names)}
             if (s.labels == UNLABELED).any():
                 counts["(unlabeled)"] = int((s.labels == UNLABELED).sum())
+            slice_counts = {}
+            for column, values in s.slices.items():
+                kinds, n = np.unique(values.astype(str), return_counts=True)
+                slice_counts[column] = {str(k): int(c) for k, c in zip(kinds, n, strict=True)}
             splits.append(
-                SplitInfo(name=s.name, n=len(s), fingerprint=s.fingerprint, label_counts=counts, source=s.source)
+                SplitInfo(
+                    name=s.name,
+                    n=len(s),
+                    fingerprint=s.fingerprint,
+                    label_counts=counts,
+                    source=s.source,
+                    slice_counts=slice_counts,
+                )
             )
         return DatasetInfo(
             name=self.name,

@@ -11,8 +11,8 @@ import numpy as np
 
 from deployable.core.hashing import hash_json, sha256_files
 
-# where the files live does not change the logits; what the files hold (hashed separately) does
-_LOCATION_KEYS = {"path", "encoder", "head", "weights", "tokenizer", "base_dir", "threads"}
+# settings that do not change the logits (where files are, threads, whether unsafe files may load)
+_LOCATION_KEYS = {"path", "encoder", "head", "weights", "tokenizer", "base_dir", "threads", "allow_unsafe_files"}
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ def _pytorch(spec: dict[str, Any]) -> Predictor:
         kwargs=spec.get("kwargs"),
         feature_layer=spec.get("feature_layer"),
         base_dir=Path(spec["base_dir"]),
+        allow_unsafe_files=spec.get("allow_unsafe_files", False),
     )
 
 

@@ -215,6 +215,7 @@ class ModulePredictor(_TorchPredictor):
         kwargs: dict[str, Any] | None = None,
         feature_layer: str | None = None,
         base_dir: Path,
+        allow_unsafe_files: bool = False,
     ):
         torch = require("torch", feature="PyTorch models")
         st = require("safetensors.torch", feature="PyTorch models")
@@ -231,10 +232,8 @@ class ModulePredictor(_TorchPredictor):
         self.files = (weights,) + ((module_file,) if module_file else ())
         build = import_factory(factory, base_dir)
         self.module = build(**(kwargs or {}))
-        try:
-            state = st.load_file(str(weights))
-        except Exception as exc:  # safetensors raises its own error types
-            raise ModelError(f"{weights}: not a readable safetensors file ({exc})") from exc
+        self.spec["allow_unsafe_files"] = allow_unsafe_files
+        state = read_state_dict(torch, st, weights, allow_unsafe=allow_unsafe_files)
         try:
             self.module.load_state_dict(state)
         except RuntimeError as exc:
@@ -263,6 +262,36 @@ class ModulePredictor(_TorchPredictor):
         with self.torch.inference_mode():
             logits = self.module(x)
         return ForwardOutput(logits.float().numpy(), self._features())
+
+
+def read_state_dict(torch: Any, st: Any, weights: Path, *, allow_unsafe: bool = False) -> dict[str, Any]:
+    """A state dict from safetensors, or from a torch checkpoint the scan has already passed.
+
+    Pickled checkpoints are read with ``weights_only=True`` (torch's restricted unpickler) even after a clean scan;
+    only ``allow_unsafe`` (``model.allow_unsafe_files``) reads them with the full unpickler. A Lightning-style
+    checkpoint's ``state_dict`` entry is used when the file holds one.
+    """
+    if weights.suffix == ".safetensors":
+        try:
+            return st.load_file(str(weights))
+        except Exception as exc:  # safetensors raises its own error types
+            raise ModelError(f"{weights}: not a readable safetensors file ({exc})") from exc
+    try:
+        obj = torch.load(str(weights), map_location="cpu", weights_only=not allow_unsafe)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for a bad file
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(
+            f"model.weights: cannot read '{weights}' as a state dict ({first})",
+            hint="save it with torch.save(model.state_dict(), path) or, better, safetensors.torch.save_file",
+        ) from exc
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelError(
+            f"model.weights: '{weights}' holds a {type(obj).__name__}, not a state dict of tensors",
+            hint="save model.state_dict(), not the module",
+        )
+    return obj
 
 
 def _module_file(factory: str, base_dir: Path) -> Path | None:

@@ -745,6 +745,63 @@ def _attack_view(e: Evaluation) -> dict[str, Any] | None:
     return {"budgets": budgets, "rows": list(rows.values())}
 
 
+_BADGE = {"critical": "bad", "high": "bad", "medium": "warn", "low": "none", "info": "none"}
+
+
+def _audit_view(result: RunResult, figure: Any) -> dict[str, Any] | None:
+    """Findings grouped by check (most severe first), the overlap table and plot, the checks that ran."""
+    from deployable.core.records import SEVERITIES
+
+    a = result.audit
+    if a is None:
+        return None
+    try:
+        from deployable.audit.scan import CONVERT_HINT
+    except ImportError:  # pragma: no cover - scan ships with the package
+        CONVERT_HINT = {}
+    rank = {sev: i for i, sev in enumerate(SEVERITIES)}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for i, f in enumerate(sorted(a.findings, key=lambda f: (rank[f.severity], f.check))):
+        previews = f.details.get("preview") if isinstance(f.details.get("preview"), dict) else {}
+        hint = None
+        if f.check == "scan" and f.severity in ("critical", "high", "medium"):
+            suffix = Path(f.file or "").suffix.lower()
+            kind = {".onnx": "onnx", ".safetensors": "safetensors"}.get(suffix, "pickle")
+            hint = f.details.get("hint") or CONVERT_HINT.get(kind)
+        n = f.details.get("count") if isinstance(f.details.get("count"), int) else len(f.evidence)
+        groups.setdefault(f.check, []).append(
+            {
+                "anchor": f"finding-{i + 1}",
+                "severity": f.severity,
+                "badge": _BADGE[f.severity],
+                "code": f.code,
+                "message": f.message,
+                "file": f.file,
+                "member": f.member,
+                "hint": hint,
+                "evidence": f.evidence,
+                "n_evidence": max(n, len(f.evidence)),
+                "previews": list(previews.items()),
+            }
+        )
+    blocked = next((c for c in a.checks if c.name == "scan" and c.details.get("blocked")), None)
+    from deployable.report.cards import missing_card_fields
+
+    overlap = any(s.n_exact + s.n_near and s.accuracy is not None for s in a.leakage)
+    return {
+        "counts": a.counts,
+        "checks": a.checks,
+        "leakage": a.leakage,
+        "leakage_plot": figure(plots.leakage_plot(a.leakage)) if overlap else None,
+        "groups": [{"check": k, "findings": v} for k, v in groups.items()],
+        "scanned": a.scanned_files,
+        "blocking": "The scan refused the model files: the model was not loaded and the data was audited alone."
+        if blocked
+        else None,
+        "missing_card": missing_card_fields(result),
+    }
+
+
 def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]:
     figure = _Figures()
     names = {e.variant for e in result.evaluations}
@@ -755,7 +812,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
                 f"(evaluated: {sorted(names)})"
             )
     anchors = [f"v{i + 1}-{_slug(e.variant)}" for i, e in enumerate(result.evaluations)]
-    taken = {"summary", "optimization", "dataset", "provenance", *anchors}
+    taken = {"summary", "optimization", "dataset", "audit", "provenance", *anchors}
     parts = ("quality", "calibration", "slices", "robustness", "adversarial", "ood", "efficiency", "recipe")
     taken |= {f"{a}-{part}" for a in anchors for part in parts}
     for s in extra:
@@ -810,6 +867,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
     optimization = _optimization(result, columns, by_name, figure)
     test_split = next((s for s in result.dataset.splits if s.name in {e.split for e in result.evaluations}), None)
     return {
+        "audit": _audit_view(result, figure),
         "run": result,
         "dataset": result.dataset,
         "test_split": test_split,
