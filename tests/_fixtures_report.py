@@ -14,14 +14,18 @@ import numpy as np
 
 from deployable.core.records import (
     SCHEMA_VERSION,
+    AuditCheck,
+    AuditResult,
     CalibrationMetrics,
     ClassMetrics,
     DatasetInfo,
     Efficiency,
     Evaluation,
     Faithfulness,
+    Finding,
     Interval,
     LatencyStats,
+    LeakageStat,
     QualityMetrics,
     ReliabilityBin,
     RunResult,
@@ -287,6 +291,63 @@ def make_run_result() -> RunResult:
             "onnxruntime": "1.18.0",
         },
         timings_s={"prepare": 0.02, "load": 1.84, "evaluate": 41.7},
+        audit=make_audit(),
+    )
+
+
+def make_audit() -> AuditResult:
+    """An audit with a leak that props up the score, label errors with text previews, and a flagged model file."""
+    leaked = tuple(f"test:t-{i:04d}" for i in range(24))
+    return AuditResult(
+        findings=(
+            Finding(
+                check="scan",
+                code="unknown-global",
+                severity="high",
+                message="mymodule.Head is imported and called when this pickle is loaded (not on the allowlist)",
+                file="models/minilm/extra_head.pt",
+                member="extra_head/data.pkl",
+                details={"global": "mymodule.Head", "count": 1},
+            ),
+            Finding(
+                check="leakage",
+                code="near-leak",
+                severity="high",
+                message="24 of 352 test samples (6.8%) are near duplicates (not exact) of train samples",
+                evidence=leaked,
+                details={"preview": {ref: f"my parcel {ref[-4:]} never arrived, where is it?" for ref in leaked[:3]}},
+            ),
+            Finding(
+                check="label_issues",
+                code="label-errors",
+                severity="medium",
+                message="31 of 1120 labeled samples of train, validation, test (2.8%) are likely mislabeled",
+                evidence=tuple(f"train:t-{i:04d}" for i in range(31)),
+            ),
+        ),
+        checks=(
+            AuditCheck(
+                name="scan", status="ran", method="pickle opcodes against an allowlist", seconds=0.02, n_findings=1
+            ),
+            AuditCheck(name="duplicates", status="ran", method="MinHash LSH", seconds=0.4, n_findings=1),
+            AuditCheck(name="label_issues", status="ran", method="cleanlab", seconds=1.2, n_findings=1),
+            AuditCheck(name="poisoning", status="skipped", reason="the model exposes no penultimate features"),
+        ),
+        leakage=(
+            LeakageStat(
+                split="test",
+                against="train",
+                n=352,
+                n_exact=0,
+                n_near=24,
+                rate=24 / 352,
+                accuracy=0.81,
+                accuracy_leaked=1.0,
+                accuracy_clean=0.796,
+                n_clean=328,
+            ),
+        ),
+        scanned_files=("models/minilm/model.safetensors", "models/minilm/extra_head.pt"),
     )
 
 

@@ -167,6 +167,7 @@ def backdoor() -> dict:
             "ids": ids,
             "poisoned": {f"train:{i}" for i in ids[poisoned]},
             "labels_poisoned": yp,
+            "x_poisoned": xp,
             "labels_clean": y,
             "features_poisoned": _run(bad, xp)[0],
             "features_clean": _run(good, x)[0],
@@ -220,3 +221,21 @@ def test_clean_digits_cnn_gives_no_findings_measured(backdoor: dict) -> None:
         }
         print(f"clean model, expected_fraction {cfg.expected_fraction}: (split share, silhouette) per class {stats}")
         assert out.findings == [], f"clean model flagged: {[f.message for f in out.findings]}; per class {stats}"
+
+
+def test_the_audit_stage_reports_the_backdoor_with_sample_ids(backdoor: dict) -> None:
+    """The same detection through ``audit_dataset``: findings in the run's audit, evidence as split:id."""
+    from deployable.audit import ModelOutputs, audit_dataset
+    from deployable.config import AuditConfig
+    from deployable.data.dataset import Dataset
+
+    split = Split(name="train", inputs=backdoor["x_poisoned"], labels=backdoor["labels_poisoned"], ids=backdoor["ids"])
+    dataset = Dataset(name="digits", modality="image", label_names=NAMES, splits={"train": split})
+    cfg = AuditConfig(duplicates={"enabled": False}, labels={"enabled": False}, outliers={"enabled": False})
+    result = audit_dataset(dataset, cfg, outputs=ModelOutputs({}, {"train": backdoor["features_poisoned"]}))
+    check = next(c for c in result.checks if c.name == "poisoning")
+    assert check.status == "ran" and check.n_findings >= 1
+    found = {e for f in result.by_check("poisoning") for e in f.evidence}
+    truth = backdoor["poisoned"]
+    recall = len(found & truth) / len(truth)
+    assert recall >= 0.9, f"recall {recall:.3f} of {len(truth)} poisoned samples"

@@ -79,11 +79,30 @@ def _open_in_chromium(
     assert foreign == []
 
 
+def _check_audit(page: Any) -> None:
+    """The audit section: severity counts, the overlap plot drawn, a finding's samples shown when opened."""
+    section = page.locator("#audit")
+    assert section.is_visible()
+    assert page.locator("nav.toc").get_by_role("link", name="Audit", exact=True).is_visible()
+    assert section.locator(".kpi").count() == 5
+    plot = section.locator("figure.plot svg").bounding_box()
+    assert plot and plot["width"] > 300 and plot["height"] > 100
+    leak = section.locator("li", has_text="near duplicates (not exact) of train samples")
+    ids = leak.locator("p.ids")
+    assert not ids.is_visible()  # the sample list is folded until asked for
+    leak.locator("summary").click()
+    assert ids.is_visible() and "test:t-0023" in ids.inner_text()
+    assert leak.get_by_text("my parcel 0000 never arrived", exact=False).is_visible()
+    scan = section.locator("li", has_text="mymodule.Head")
+    assert scan.get_by_text("extra_head/data.pkl", exact=False).is_visible()
+    assert scan.get_by_text("safetensors", exact=False).first.is_visible()  # how to convert
+
+
 @pytest.mark.slow
 def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
     result = make_run_result()
     report = write_report(result, tmp_path / "report.html")
-    _open_in_chromium(report, result, list(VARIANTS), tmp_path / "report.png")
+    _open_in_chromium(report, result, list(VARIANTS), tmp_path / "report.png", check=_check_audit)
 
 
 def _check_optimization(page: Any) -> None:

@@ -56,8 +56,16 @@ def _summary(result: Any, out: Path | None) -> None:
                 for s in worst
             )
         )
+    if result.audit is not None:
+        counts = ", ".join(f"{n} {sev}" for sev, n in result.audit.counts.items() if n) or "no findings"
+        worst = [f for f in result.audit.findings if f.severity in ("critical", "high")]
+        out_console.print(
+            f"audit: {counts}" + (f"; first: {worst[0].message}" if worst else ""), soft_wrap=True, markup=False
+        )
     if out is not None:
-        out_console.print(f"wrote {out}/results.json, {out}/report.html, {out}/predictions/")
+        out_console.print(
+            f"wrote {out}/results.json, {out}/report.html, {out}/dataset_card.md, {out}/predictions/", soft_wrap=True
+        )
 
 
 @app.command()
