@@ -219,8 +219,9 @@ def test_every_svg_is_well_formed(page_name: str, result_name: str, request: pyt
     page, result = request.getfixturevalue(page_name), request.getfixturevalue(result_name)
     svgs = SVG.findall(page)
     # 4 per variant (confusion, reliability, slices, latency) + the latency comparison in the summary + a Pareto
-    # plot per target in the optimization section
-    assert len(svgs) == 4 * len(result.evaluations) + 1 + len(TARGETS)
+    # plot per target in the optimization section + the audit's overlap plot
+    assert result.audit is not None and result.audit.leakage
+    assert len(svgs) == 4 * len(result.evaluations) + 1 + len(TARGETS) + 1
     for svg in svgs:
         root = ET.fromstring(svg)
         assert root.tag == f"{SVG_NS}svg"
@@ -753,7 +754,7 @@ def test_single_variant_run_has_no_optimization_section(result: RunResult) -> No
     assert 'id="optimization"' not in html
     assert 'href="#optimization"' not in html
     assert "Faithfulness &amp; recipe" not in html
-    assert len(SVG.findall(html)) == 4  # the variant's own figures only
+    assert len(SVG.findall(html)) == 4 + 1  # the variant's own figures and the audit's overlap plot
     # two variants are enough for the section; without faithfulness records, deltas are plain differences
     rows = _optimization_rows(render_report(result))
     assert list(rows) == list(VARIANTS)

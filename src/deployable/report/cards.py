@@ -58,7 +58,6 @@ def dataset_card(result: RunResult) -> str:
         language=card.get("language") or None,
         size_categories=[_size_category(total)],
         task_categories=[_TASKS.get(info.modality, "other")],
-        source_datasets=[card["source"]] if card.get("source") else None,
         tags=["deployable"],
     )
     slices: dict[str, list[str]] = {}
