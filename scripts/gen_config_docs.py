@@ -109,6 +109,10 @@ def render() -> str:
     _section("`audit.imbalance`", c.ImbalanceConfig, "audit.imbalance", lines)
     _section("`audit.outliers`", c.OutliersConfig, "audit.outliers", lines)
     _section("`audit.poisoning`", c.PoisoningConfig, "audit.poisoning", lines)
+    _section("`policy`", c.PolicyConfig, "policy", lines)
+    _section("`policy.checks` entries as mappings", c.PolicyCheck, "policy.checks", lines)
+    _section("`policy.baseline`", c.BaselineConfig, "policy.baseline", lines)
+    _section("`policy.comparison`", c.ComparisonConfig, "policy.comparison", lines)
     return "\n".join(lines)
 
 

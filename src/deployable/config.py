@@ -567,6 +567,66 @@ class AuditConfig(_Strict):
     max_evidence: int = Field(1000, ge=1, description="sample ids kept per finding (the count is always exact)")
 
 
+class PolicyCheck(_Strict):
+    """One check: ``metric op value``, absolute or relative to the baseline's value of the same metric."""
+
+    metric: str = Field(
+        description="metric path in the results, e.g. calibration.ece or efficiency.edge-cpu.latency_ms.p95"
+    )
+    op: Literal["<=", "<", ">=", ">", "==", "!="] = Field(description="comparison")
+    value: float = Field(description="threshold (with relative: the allowed difference candidate - baseline)")
+    relative: bool = Field(
+        False, description="compare candidate - baseline (needs policy.baseline) instead of the value"
+    )
+    critical: bool = Field(True, description="a failed critical check fails the variant; a non-critical one warns")
+    name: str | None = Field(None, description="how reports call the check; default: the check as written")
+
+
+class BaselineConfig(_Strict):
+    """The production model the candidates are compared with, on the same test split."""
+
+    run: str | None = Field(None, description="a previous run folder (its predictions/<variant>.parquet are read)")
+    variant: str = Field("source", description="which variant of that run is in production")
+    model: dict[str, Any] | None = Field(
+        None, description="or a model section (as under model:) that is loaded and run on the test split"
+    )
+    name: str | None = Field(None, description="how reports call the baseline; default: 'production'")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> BaselineConfig:
+        if (self.run is None) == (self.model is None):
+            raise ValueError("give exactly one of 'run' (a previous run folder) or 'model' (a model section)")
+        return self
+
+
+class ComparisonConfig(_Strict):
+    """How a candidate is compared with the baseline: paired statistics with a non-inferiority margin."""
+
+    margin: float = Field(
+        0.01, ge=0, lt=1, description="accuracy the candidate may lose overall (0.01 = one point) and still pass"
+    )
+    slice_margin: float = Field(0.02, ge=0, lt=1, description="accuracy a slice may lose and still pass")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate (Holm over the slices)")
+    n_bootstrap: int = Field(2000, ge=200, description="paired bootstrap resamples")
+    min_slice_n: int = Field(20, ge=1, description="slices with fewer test samples are not compared")
+    inconclusive: Literal["warn", "fail"] = Field(
+        "warn", description="what an undecided comparison does to the gate (small samples decide nothing)"
+    )
+    seed: int = Field(0, description="seed of the bootstrap")
+
+
+class PolicyConfig(_Strict):
+    """The release gate: checks over any metric of the run, and the comparison with production."""
+
+    checks: list[str | PolicyCheck] = Field(
+        default_factory=list,
+        description="checks, as 'metric op value' strings (critical) or mappings with relative/critical",
+    )
+    baseline: BaselineConfig | None = Field(None, description="the production model; None: no comparison")
+    comparison: ComparisonConfig = Field(default_factory=ComparisonConfig, description="see below")
+    variants: list[str] | None = Field(None, description="variants that may be chosen; default: every accepted one")
+
+
 class PrepareStep(_Strict):
     """A command that makes files the run needs (train a head, write data), rerun when its inputs change."""
 
@@ -590,6 +650,7 @@ class Project(_Strict):
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig, description="variants to make and keep")
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="how variants are evaluated")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="data checks and model-file scan")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="the release gate")
     cache_dir: str = Field(".deployable-cache", description="prediction store and other caches")
     base_dir: str = Field("", description="set by the loader: the config's folder (relative paths resolve here)")
 

@@ -503,6 +503,96 @@ class AuditResult(Record):
         return out
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Gate
+# ---------------------------------------------------------------------------------------------------------------------
+
+CHECK_STATUSES = ("PASS", "FAIL", "WARN", "ERROR", "SKIPPED")
+
+
+@dataclass(frozen=True)
+class CheckResult(Record):
+    """One policy check on one variant (or on the run, for data and scan checks).
+
+    A non-critical check that fails is a ``WARN``; a check on a metric the run does not have is an ``ERROR`` that
+    names the closest metric path; a check whose metric does not apply (no baseline, no robustness run) is
+    ``SKIPPED`` with the reason.
+    """
+
+    name: str
+    status: str
+    critical: bool
+    message: str
+    variant: str | None = None
+    metric: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    baseline_value: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in CHECK_STATUSES:
+            raise ValueError(f"CheckResult.status must be one of {CHECK_STATUSES}, got {self.status!r}")
+
+
+@dataclass(frozen=True)
+class Comparison(Record):
+    """A candidate against the baseline on the same samples (``group``: ``overall`` or ``<column>=<value>``).
+
+    ``difference`` is candidate minus baseline accuracy with its paired bootstrap interval (at the level the
+    multiple-testing correction leaves for this group); ``better``/``worse`` count the discordant pairs (candidate
+    right and baseline wrong, and the reverse); ``p_value`` is the exact McNemar test on them and ``p_adjusted`` its
+    Holm correction over the slices. ``outcome`` is PASS (no worse than ``margin``), FAIL (worse than ``margin``) or
+    INCONCLUSIVE, with ``n_needed`` the test-set size that would decide it.
+    """
+
+    variant: str
+    group: str
+    n: int
+    candidate_accuracy: float
+    baseline_accuracy: float
+    difference: Interval
+    better: int
+    worse: int
+    p_value: float
+    p_adjusted: float
+    margin: float
+    outcome: str
+    n_needed: int | None = None
+
+
+@dataclass(frozen=True)
+class Selection(Record):
+    """The variant chosen for a target: the cheapest (latency, then size) that passes every critical check."""
+
+    target: str
+    variant: str | None
+    reason: str
+    latency_ms: float | None = None
+    size_bytes: int | None = None
+    passing: tuple[str, ...] = ()
+    pareto: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict(Record):
+    """The gate's decision: PASS when every target has a variant that passes every critical check, else FAIL."""
+
+    status: str
+    checks: tuple[CheckResult, ...]
+    comparisons: tuple[Comparison, ...] = ()
+    selections: tuple[Selection, ...] = ()
+    baseline: str | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "PASS"
+
+    def failed_checks(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if c.status in ("FAIL", "ERROR"))
+
+
 @dataclass(frozen=True)
 class RunResult(Record):
     """One pass down the pipeline: the serialized form is ``results.json``."""
@@ -519,6 +609,7 @@ class RunResult(Record):
     environment: dict[str, str]
     timings_s: dict[str, float] = field(default_factory=dict)
     audit: AuditResult | None = None
+    verdict: Verdict | None = None
 
     def evaluation(self, variant: str) -> Evaluation:
         for e in self.evaluations:
