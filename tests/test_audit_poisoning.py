@@ -151,6 +151,10 @@ def backdoor() -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
+        from deployable.config import load_config
+        from deployable.prepare import run_prepare
+
+        run_prepare(load_config(DIGITS / "deployable.yaml"))  # a fresh clone has no data files yet (git-ignored)
         train, test = np.load(DIGITS / "data" / "train.npz"), np.load(DIGITS / "data" / "test.npz")
         x, y, ids = train["x"], train["y"].astype(np.int64), train["ids"]
         rng = np.random.default_rng(SEED)
