@@ -222,7 +222,7 @@ def test_audit_command_reports_findings_with_exit_codes(tabular_project: Path, c
     assert main(["audit", str(tabular_project), "--out", str(out), "-q"]) == 1
     printed = capsys.readouterr().out
     assert "conflicting" in printed and "test:test-0" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["dataset_card.md", "report.html", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["dataset_card.md", "report.html", "results.json", "rmf.md"]
     loaded = RunResult.load(out)
     assert loaded.evaluations == () and loaded.audit is not None
     assert main(["audit", str(tabular_project), "--out", str(out), "-q", "--fail-on", "never"]) == 0

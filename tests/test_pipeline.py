@@ -32,7 +32,14 @@ def _quick(config: Path) -> object:
 
 
 def _check_run_folder(out: Path, result: RunResult) -> None:
-    assert sorted(p.name for p in out.iterdir()) == ["dataset_card.md", "predictions", "report.html", "results.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "dataset_card.md",
+        "model_card.md",
+        "predictions",
+        "report.html",
+        "results.json",
+        "rmf.md",
+    ]
     loaded = RunResult.load(out)
     assert loaded.schema_version == SCHEMA_VERSION
     assert loaded.to_dict() == json.loads(json.dumps(result.to_dict()))

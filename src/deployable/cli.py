@@ -80,6 +80,7 @@ def run(
 
     result = run_pipeline(config, out, progress=not quiet, use_cache=not no_cache, console=console)
     _summary(result, out)
+    _verdict(result)
 
 
 @app.command()
@@ -138,6 +139,28 @@ def evaluate(
         options["targets"] = list(target)
     result = evaluate_api(model, splits, out=out, model_type=model_type, progress=not quiet, **options)
     _summary(result, out)
+
+
+def _verdict(result: Any) -> None:
+    """Print the gate's verdict (one line per chosen variant and per failed check); exit 1 when it failed."""
+    v = result.verdict
+    if v is None:
+        return
+    style = "bold green" if v.passed else "bold red"
+    out_console.print(f"[{style}]gate: {v.status}[/]" + (f" (baseline: {escape(v.baseline)})" if v.baseline else ""))
+    for s in v.selections:
+        chosen = s.variant or "none"
+        out_console.print(f"  {s.target}: {chosen} ({s.reason})", soft_wrap=True, markup=False, highlight=False)
+    for c in v.checks:
+        if c.status in ("FAIL", "ERROR") or (c.status == "WARN"):
+            out_console.print(
+                f"  {c.status:5} {c.variant or 'run'}: {c.name}: {c.message}",
+                soft_wrap=True,
+                markup=False,
+                highlight=False,
+            )
+    if not v.passed:
+        raise typer.Exit(1)
 
 
 _FAIL_LEVELS = {"critical": 1, "high": 2, "medium": 3, "low": 4, "never": 0}
@@ -226,6 +249,39 @@ def scan(
         raise typer.Exit(2)
     if report.findings:
         raise typer.Exit(1)
+
+
+@app.command()
+def gate(
+    config: Annotated[Path, typer.Argument(help="deployable.yaml with a policy: section")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")] = Path("runs/gate"),
+    baseline: Annotated[
+        Path | None, typer.Option(help="a previous run folder to compare with (overrides policy.baseline)")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+) -> None:
+    """Run the pipeline and gate the candidates: exit 0 on pass, 1 on a failed gate, 2 on a user error."""
+    from deployable.config import load_config
+    from deployable.pipeline import run as run_pipeline
+
+    project = load_config(config)
+    if baseline is not None:
+        policy = project.policy.model_copy(update={"baseline": _baseline_config(baseline)})
+        project = project.model_copy(update={"policy": policy})
+    if not project.policy.checks and project.policy.baseline is None:
+        raise DeployableError(
+            f"{config}: the policy: section has no checks and no baseline, so there is nothing to gate",
+            hint="add policy.checks (e.g. ['calibration.ece <= 0.05']) or policy.baseline; see docs/gate.md",
+        )
+    result = run_pipeline(project, out, progress=not quiet, console=console)
+    _summary(result, out)
+    _verdict(result)
+
+
+def _baseline_config(path: Path) -> Any:
+    from deployable.config import BaselineConfig
+
+    return BaselineConfig(run=str(path.resolve()))
 
 
 @app.command()

@@ -605,7 +605,13 @@ class ComparisonConfig(_Strict):
     margin: float = Field(
         0.01, ge=0, lt=1, description="accuracy the candidate may lose overall (0.01 = one point) and still pass"
     )
-    slice_margin: float = Field(0.02, ge=0, lt=1, description="accuracy a slice may lose and still pass")
+    slice_margin: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="accuracy a slice may lose: 0 fails a slice on any regression the data shows (family-wise "
+        "error controlled) and passes it only on a shown improvement; small slices stay inconclusive",
+    )
     alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate (Holm over the slices)")
     n_bootstrap: int = Field(2000, ge=200, description="paired bootstrap resamples")
     min_slice_n: int = Field(20, ge=1, description="slices with fewer test samples are not compared")

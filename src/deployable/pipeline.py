@@ -138,6 +138,13 @@ def run(
                 scanned_files=tuple(scanned),
             )
             timings["audit"] = time.perf_counter() - t
+            baseline = None  # loaded before the long work, so a wrong baseline fails fast
+            if project.policy.baseline is not None:
+                from deployable.gate import load_baseline
+
+                t = time.perf_counter()
+                baseline = load_baseline(project, dataset, store, progress=bar)
+                timings["baseline"] = time.perf_counter() - t
             if project.optimize.recipes:
                 from deployable.optimize import OptimizeContext, optimize
 
@@ -174,8 +181,8 @@ def run(
                 if reference is None:  # the source: every other variant is compared with it
                     reference = (v.name, store.get(ev.store_key).logits)
                 evaluations.append(ev)
-        timings["evaluate"] = time.perf_counter() - t
-        return RunResult(
+            timings["evaluate"] = time.perf_counter() - t
+        result = RunResult(
             schema_version=SCHEMA_VERSION,
             name=project.name,
             created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -189,6 +196,15 @@ def run(
             timings_s=timings,
             audit=audit,
         )
+        if project.policy.checks or project.policy.baseline is not None:
+            from deployable.gate import gate
+
+            split = dataset.split(project.evaluate.test_split)
+            correct = {ev.variant: store.get(ev.store_key).logits.argmax(axis=1) == split.labels for ev in evaluations}
+            result = result.replace(
+                verdict=gate(result, project.policy, baseline=baseline, split=split, correct=correct)
+            )
+        return result
 
     try:
         if out is None:
@@ -280,10 +296,15 @@ def audit(
 def write_run_folder(result: RunResult, folder: Path) -> None:
     from deployable.report import write_report, write_results_json
     from deployable.report.cards import write_dataset_card
+    from deployable.report.model_card import write_model_card
+    from deployable.report.rmf import write_rmf
 
     write_results_json(result, folder / "results.json")
     write_report(result, folder / "report.html")
     write_dataset_card(result, folder / "dataset_card.md")
+    if result.evaluations:
+        write_model_card(result, folder / "model_card.md")
+    write_rmf(result, folder / "rmf.md")
 
 
 def _public_config(project: Project) -> dict[str, Any]:

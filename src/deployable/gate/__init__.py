@@ -1,0 +1,273 @@
+"""The gate stage: policy checks, the paired comparison with production, and the variant chosen per target.
+
+A variant passes when none of its critical checks FAILs or ERRORs; every comparison with the baseline (overall and
+per slice) is a check too: PASS when the paired interval shows the candidate no worse than the margin, FAIL when it
+shows it worse, and INCONCLUSIVE (a WARN, or a FAIL when ``policy.comparison.inconclusive: fail``) otherwise. For each
+target the cheapest passing variant is chosen (latency at the target's smallest batch, then file size); the verdict
+is PASS when every target has one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deployable.config import PolicyConfig, Project
+from deployable.core.errors import ConfigError, DeployableError, did_you_mean
+from deployable.core.records import CheckResult, Comparison, RunResult, Selection, Verdict
+
+__all__ = ["Baseline", "gate", "load_baseline", "select"]
+
+
+@dataclass
+class Baseline:
+    """The production model's results on the test split.
+
+    Attributes:
+        name: how reports call it.
+        correct: bool (N,), whether it got each test sample right, in the test split's order.
+        metrics: its flat metrics (for relative checks), or None when only predictions are known.
+    """
+
+    name: str
+    correct: np.ndarray
+    metrics: dict[str, float] | None = None
+
+
+def load_baseline(project: Project, dataset: Any, store: Any, *, progress: Any = None) -> Baseline | None:
+    """The baseline the config names: a previous run folder's predictions, or a model run on the test split."""
+    cfg = project.policy.baseline
+    if cfg is None:
+        return None
+    split = dataset.split(project.evaluate.test_split)
+    name = cfg.name or "production"
+    if cfg.run is not None:
+        return _baseline_from_run(project.path(cfg.run), cfg.variant, split, dataset.label_names, name)
+    return _baseline_from_model(project, cfg.model or {}, split, dataset, store, name, progress)
+
+
+def _baseline_from_run(folder: Path, variant: str, split: Any, label_names: Any, name: str) -> Baseline:
+    import pandas as pd
+
+    from deployable.gate.policy import variant_metrics
+
+    if not (folder / "results.json").is_file():
+        raise ConfigError(
+            f"policy.baseline.run: '{folder}' is not a run folder (no results.json)",
+            hint="point it at the folder a previous 'deployable run --out' wrote",
+        )
+    previous = RunResult.load(folder)
+    names = [v.name for v in previous.variants]
+    if variant not in names:
+        raise ConfigError(f"policy.baseline.variant: the run in '{folder}' has no variant '{variant}'",
+                          hint=did_you_mean(variant, names))  # fmt: skip
+    path = folder / "predictions" / f"{variant}.parquet"
+    if not path.is_file():
+        raise ConfigError(f"policy.baseline.run: '{path}' is missing (the run was made without its predictions)")
+    frame = pd.read_parquet(path, columns=["id", "label", "predicted"])
+    by_id = dict(zip(frame["id"].astype(str), frame["predicted"].astype(str), strict=True))
+    ids = split.ids.astype(str)
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise DeployableError(
+            f"policy.baseline.run: the baseline's predictions lack {len(missing)} of {len(ids)} '{split.name}' samples "
+            f"(e.g. '{missing[0]}')",
+            hint="compare on the same test split: rerun the baseline on this data",
+        )
+    truth = np.asarray(label_names, dtype=object)[split.labels]
+    predicted = np.array([by_id[i] for i in ids], dtype=object)
+    return Baseline(name=name, correct=predicted == truth, metrics=variant_metrics(previous, variant))
+
+
+def _baseline_from_model(
+    project: Project, section: dict[str, Any], split: Any, dataset: Any, store: Any, name: str, progress: Any
+) -> Baseline:
+    from pydantic import TypeAdapter, ValidationError
+
+    from deployable.audit.guard import scan_model
+    from deployable.config import ModelConfig
+    from deployable.evaluation.runner import predict
+    from deployable.models.sources import _PATH_KEYS, load_predictor, resolve_model_path
+
+    try:
+        model = TypeAdapter(ModelConfig).validate_python(section)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"policy.baseline.model.{where}: {first['msg']}") from exc
+    spec = model.model_dump()
+    base = Path(project.base_dir)
+    for key in _PATH_KEYS:
+        if spec.get(key):
+            spec[key] = str(resolve_model_path(spec[key], base))
+    if spec["type"] == "pytorch":
+        spec["base_dir"] = str(base)
+    scan_model(spec)  # the baseline is loaded too, so it is scanned first
+    predictor = load_predictor(spec)
+    out = predict(predictor, split, store, batch_size=project.evaluate.batch_size, progress=progress, label="baseline")
+    correct = out.logits.argmax(axis=1) == split.labels
+    metrics = {
+        "quality.accuracy": float(correct.mean()),
+        "quality.n": float(len(correct)),
+    }
+    return Baseline(name=name, correct=correct, metrics=metrics)
+
+
+def _groups(split: Any) -> dict[str, np.ndarray]:
+    groups = {}
+    for column, values in split.slices.items():
+        values = np.asarray(values).astype(str)
+        for value in np.unique(values):
+            groups[f"{column}={value}"] = values == value
+    return groups
+
+
+def _comparison_check(c: Comparison, policy: PolicyConfig, baseline: str) -> CheckResult:
+    name = f"accuracy vs {baseline}" + ("" if c.group == "overall" else f" ({c.group})")
+    d = c.difference
+    text = (
+        f"{c.candidate_accuracy:.1%} vs {c.baseline_accuracy:.1%} on {c.n} samples, difference "
+        f"{d.value * 100:+.1f} points [{d.low * 100:+.1f}, {d.high * 100:+.1f}] (margin {c.margin * 100:.1f}), "
+        f"{c.worse} worse / {c.better} better, McNemar p={c.p_value:.3g}"
+    )
+    if c.outcome == "PASS":
+        status, message = "PASS", f"no worse than the margin: {text}"
+    elif c.outcome == "FAIL":
+        status, message = "FAIL", f"worse than the margin: {text}"
+    else:
+        status = "FAIL" if policy.comparison.inconclusive == "fail" else "WARN"
+        need = f"; about {c.n_needed:,} samples would decide it" if c.n_needed else ""
+        message = f"inconclusive: {text}{need}"
+    return CheckResult(
+        name=name,
+        status=status,
+        critical=True,
+        message=message,
+        variant=c.variant,
+        metric="quality.accuracy" if c.group == "overall" else f"slices.{c.group.replace('=', '.', 1)}.accuracy",
+        value=c.candidate_accuracy,
+        threshold=-c.margin,
+        baseline_value=c.baseline_accuracy,
+        details={"group": c.group, "outcome": c.outcome, "p_adjusted": c.p_adjusted, "n_needed": c.n_needed},
+    )
+
+
+def _latency(result: RunResult, variant: str, target: str) -> float | None:
+    ev = next((e for e in result.evaluations if e.variant == variant), None)
+    if ev is None:
+        return None
+    eff = next((f for f in ev.efficiency if f.target == target), None)
+    if eff is None or not eff.latency:
+        return None
+    smallest = min(eff.latency, key=lambda lat: lat.batch_size)
+    return smallest.p50_ms if math.isfinite(smallest.p50_ms) else None
+
+
+def select(result: RunResult, passing: list[str]) -> list[Selection]:
+    """Per target, the fastest passing variant (p50 at the smallest batch), then the smallest; with the Pareto front."""
+    from deployable.report.plots import ParetoPoint, pareto_front
+
+    sizes = {v.name: v.size_bytes for v in result.variants}
+    accuracy = {e.variant: e.quality.accuracy for e in result.evaluations}
+    out = []
+    for target in result.targets:
+        candidates = [(v, _latency(result, v, target.name)) for v in passing]
+        timed = [(v, lat) for v, lat in candidates if lat is not None]
+        points = [
+            ParetoPoint(name=v, latency_ms=lat, accuracy=accuracy.get(v, float("nan")), size_bytes=sizes.get(v))
+            for v, lat in ((v, _latency(result, v, target.name)) for v in accuracy)
+            if lat is not None
+        ]
+        front = tuple(points[i].name for i in pareto_front(points))
+        if not passing:
+            out.append(Selection(target=target.name, variant=None, reason="no variant passes every critical check",
+                                 pareto=front))  # fmt: skip
+            continue
+        if timed:
+            best, lat = min(timed, key=lambda t: (t[1], sizes.get(t[0]) or 0))
+            reason = f"fastest passing variant at p50 {lat:.3g} ms (batch of the target's smallest size)"
+        else:  # efficiency was not measured: the smallest file
+            best, lat = min(passing, key=lambda v: sizes.get(v) or 0), None
+            reason = "smallest passing variant (efficiency was not measured)"
+        out.append(
+            Selection(
+                target=target.name,
+                variant=best,
+                reason=reason,
+                latency_ms=lat,
+                size_bytes=sizes.get(best),
+                passing=tuple(passing),
+                pareto=front,
+            )
+        )
+    return out
+
+
+def gate(
+    result: RunResult,
+    policy: PolicyConfig,
+    *,
+    baseline: Baseline | None = None,
+    split: Any = None,
+    correct: dict[str, np.ndarray] | None = None,
+) -> Verdict:
+    """Judge every candidate variant of a run and choose one per target.
+
+    Args:
+        result: the run (evaluations, audit).
+        policy: the ``policy`` section.
+        baseline: the production model's results on the test split, or None (no comparison).
+        split: the test split (its slices define the comparison's groups); needed with a baseline.
+        correct: variant -> bool (N,) whether it got each test sample right (from the prediction store); needed
+            with a baseline.
+
+    Returns:
+        The :class:`Verdict`.
+    """
+    from deployable.gate.policy import evaluate_checks
+    from deployable.gate.stats import compare
+
+    status = {v.name: v.status for v in result.variants}
+    evaluated = [e.variant for e in result.evaluations]
+    if policy.variants is not None:
+        unknown = [v for v in policy.variants if v not in evaluated]
+        if unknown:
+            raise ConfigError(f"policy.variants: no variant '{unknown[0]}' in this run",
+                              hint=did_you_mean(unknown[0], evaluated))  # fmt: skip
+    candidates = [
+        v for v in (policy.variants or evaluated) if status.get(v) != "rejected"
+    ]  # rejected: outside the optimization tolerance
+    checks: list[CheckResult] = []
+    comparisons: list[Comparison] = []
+    groups = _groups(split) if split is not None else {}
+    for variant in candidates:
+        checks += evaluate_checks(result, policy, variant, baseline=baseline.metrics if baseline else None)
+        if baseline is not None:
+            if correct is None or variant not in correct:
+                raise ValueError(f"gate: no per-sample results of variant '{variant}' to compare with the baseline")
+            found = compare(variant, correct[variant], baseline.correct, groups, policy.comparison)
+            comparisons += found
+            checks += [_comparison_check(c, policy, baseline.name) for c in found]
+    failing = {c.variant for c in checks if c.critical and c.status in ("FAIL", "ERROR")}
+    run_level_fail = any(c.variant is None and c.critical and c.status in ("FAIL", "ERROR") for c in checks)
+    passing = [] if run_level_fail else [v for v in candidates if v not in failing]
+    selections = select(result, passing)
+    reasons = []
+    for s in selections:
+        if s.variant is None:
+            reasons.append(f"{s.target}: no variant passes every critical check")
+    for c in checks:
+        if c.critical and c.status in ("FAIL", "ERROR"):
+            reasons.append(f"{c.variant or 'run'}: {c.name}: {c.message}")
+    return Verdict(
+        status="PASS" if selections and all(s.variant for s in selections) else "FAIL",
+        checks=tuple(checks),
+        comparisons=tuple(comparisons),
+        selections=tuple(selections),
+        baseline=baseline.name if baseline else None,
+        reasons=tuple(reasons),
+    )

@@ -745,6 +745,23 @@ def _attack_view(e: Evaluation) -> dict[str, Any] | None:
     return {"budgets": budgets, "rows": list(rows.values())}
 
 
+def _verdict_view(result: RunResult) -> dict[str, Any] | None:
+    v = result.verdict
+    if v is None:
+        return None
+    failed = [c for c in v.checks if c.status in ("FAIL", "ERROR", "WARN")]
+    failed.sort(key=lambda c: {"ERROR": 0, "FAIL": 1, "WARN": 2}[c.status])
+    return {
+        "status": v.status,
+        "passed": v.passed,
+        "baseline": v.baseline,
+        "selections": v.selections,
+        "failed": failed,
+        "comparisons": v.comparisons,
+        "checks": v.checks,
+    }
+
+
 _BADGE = {"critical": "bad", "high": "bad", "medium": "warn", "low": "none", "info": "none"}
 
 
@@ -812,7 +829,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
                 f"(evaluated: {sorted(names)})"
             )
     anchors = [f"v{i + 1}-{_slug(e.variant)}" for i, e in enumerate(result.evaluations)]
-    taken = {"summary", "optimization", "dataset", "audit", "provenance", *anchors}
+    taken = {"verdict", "summary", "optimization", "dataset", "audit", "provenance", *anchors}
     parts = ("quality", "calibration", "slices", "robustness", "adversarial", "ood", "efficiency", "recipe")
     taken |= {f"{a}-{part}" for a in anchors for part in parts}
     for s in extra:
@@ -867,6 +884,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
     optimization = _optimization(result, columns, by_name, figure)
     test_split = next((s for s in result.dataset.splits if s.name in {e.split for e in result.evaluations}), None)
     return {
+        "verdict": _verdict_view(result),
         "audit": _audit_view(result, figure),
         "run": result,
         "dataset": result.dataset,
