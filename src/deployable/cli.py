@@ -74,11 +74,14 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")] = Path("runs/latest"),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute predictions")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key: key.path=value")] = None,
 ) -> None:
     """Run the pipeline a config describes and write the run folder."""
+    from deployable.config import load_config
     from deployable.pipeline import run as run_pipeline
 
-    result = run_pipeline(config, out, progress=not quiet, use_cache=not no_cache, console=console)
+    project = load_config(config, overrides=set_)
+    result = run_pipeline(project, out, progress=not quiet, use_cache=not no_cache, console=console)
     _summary(result, out)
     _verdict(result)
 
@@ -151,8 +154,15 @@ def _verdict(result: Any) -> None:
     for s in v.selections:
         chosen = s.variant or "none"
         out_console.print(f"  {s.target}: {chosen} ({s.reason})", soft_wrap=True, markup=False, highlight=False)
+    warnings = [c for c in v.checks if c.status == "WARN"]
+    if warnings:
+        out_console.print(
+            f"  {len(warnings)} warnings (non-critical checks, inconclusive comparisons): see the report's verdict",
+            highlight=False,
+            soft_wrap=True,
+        )
     for c in v.checks:
-        if c.status in ("FAIL", "ERROR") or (c.status == "WARN"):
+        if c.status in ("FAIL", "ERROR"):
             out_console.print(
                 f"  {c.status:5} {c.variant or 'run'}: {c.name}: {c.message}",
                 soft_wrap=True,
@@ -259,12 +269,13 @@ def gate(
         Path | None, typer.Option(help="a previous run folder to compare with (overrides policy.baseline)")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key: key.path=value")] = None,
 ) -> None:
     """Run the pipeline and gate the candidates: exit 0 on pass, 1 on a failed gate, 2 on a user error."""
     from deployable.config import load_config
     from deployable.pipeline import run as run_pipeline
 
-    project = load_config(config)
+    project = load_config(config, overrides=set_)
     if baseline is not None:
         policy = project.policy.model_copy(update={"baseline": _baseline_config(baseline)})
         project = project.model_copy(update={"policy": policy})

@@ -615,6 +615,9 @@ class ComparisonConfig(_Strict):
     alpha: float = Field(0.05, gt=0, lt=0.5, description="family-wise error rate (Holm over the slices)")
     n_bootstrap: int = Field(2000, ge=200, description="paired bootstrap resamples")
     min_slice_n: int = Field(20, ge=1, description="slices with fewer test samples are not compared")
+    per_class: bool = Field(
+        True, description="also compare each class (its test samples) like a slice: a regression on one class"
+    )
     inconclusive: Literal["warn", "fail"] = Field(
         "warn", description="what an undecided comparison does to the gate (small samples decide nothing)"
     )
@@ -691,12 +694,19 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def load_config(source: str | Path | dict[str, Any], *, base_dir: str | Path | None = None) -> Project:
+def load_config(
+    source: str | Path | dict[str, Any],
+    *,
+    base_dir: str | Path | None = None,
+    overrides: list[str] | None = None,
+) -> Project:
     """Parse a config file (or a dict) into a :class:`Project`, with one-line errors naming the key path.
 
     Args:
         source: path to ``deployable.yaml``, or the already-parsed mapping.
         base_dir: folder relative paths resolve against; default: the file's folder (or the working directory).
+        overrides: ``key.path=value`` settings applied before validation (``--set`` on the command line); the
+            value is read as YAML (``optimize.recipes=[]``, ``evaluate.batch_size=16``, ``model.head=h.safetensors``).
     """
     label = "config"
     if isinstance(source, dict):
@@ -722,6 +732,8 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: str | Path | N
                 hint="start the file with 'name:', 'model:', 'data:'",
             )
         base = Path(base_dir).resolve() if base_dir else path.resolve().parent
+    for item in overrides or []:
+        apply_override(raw, item)
     raw["base_dir"] = str(base)
     try:
         project = Project.model_validate(raw)
@@ -729,6 +741,35 @@ def load_config(source: str | Path | dict[str, Any], *, base_dir: str | Path | N
         raise ConfigError(_explain(label, exc)) from exc
     _check_files(label, project)
     return project
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Set ``key.path=value`` in a parsed config (the value read as YAML); lists are indexed by number."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set: expected key.path=value, found '{item}'", hint="e.g. --set evaluate.batch_size=16")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: the value '{text}' is not valid YAML") from exc
+    node: Any = raw
+    parts = key.strip().split(".")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {key}: '{'.'.join(parts[:i])}' is a list; '{part}' is not an index in it")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"--set {key}: '{'.'.join(parts[:i])}' is a value, not a section")
 
 
 def _explain(label: str, exc: ValidationError) -> str:

@@ -117,8 +117,12 @@ def _baseline_from_model(
     return Baseline(name=name, correct=correct, metrics=metrics)
 
 
-def _groups(split: Any) -> dict[str, np.ndarray]:
+def _groups(split: Any, label_names: Any = None) -> dict[str, np.ndarray]:
+    """Slice groups ``<column>=<value>`` and, with ``label_names``, class groups ``class=<name>``."""
     groups = {}
+    if label_names is not None:
+        for i, name in enumerate(label_names):
+            groups[f"class={name}"] = split.labels == i
     for column, values in split.slices.items():
         values = np.asarray(values).astype(str)
         for value in np.unique(values):
@@ -148,12 +152,19 @@ def _comparison_check(c: Comparison, policy: PolicyConfig, baseline: str) -> Che
         critical=True,
         message=message,
         variant=c.variant,
-        metric="quality.accuracy" if c.group == "overall" else f"slices.{c.group.replace('=', '.', 1)}.accuracy",
+        metric=_group_metric(c.group),
         value=c.candidate_accuracy,
         threshold=-c.margin,
         baseline_value=c.baseline_accuracy,
         details={"group": c.group, "outcome": c.outcome, "p_adjusted": c.p_adjusted, "n_needed": c.n_needed},
     )
+
+
+def _group_metric(group: str) -> str:
+    if group == "overall":
+        return "quality.accuracy"
+    column, _, value = group.partition("=")
+    return f"quality.per_class.{value}.recall" if column == "class" else f"slices.{column}.{value}.accuracy"
 
 
 def _latency(result: RunResult, variant: str, target: str) -> float | None:
@@ -189,7 +200,8 @@ def select(result: RunResult, passing: list[str]) -> list[Selection]:
             continue
         if timed:
             best, lat = min(timed, key=lambda t: (t[1], sizes.get(t[0]) or 0))
-            reason = f"fastest passing variant at p50 {lat:.3g} ms (batch of the target's smallest size)"
+            batch = min(target.batch_sizes) if target.batch_sizes else 1
+            reason = f"fastest of {len(passing)} passing: p50 {lat:.3g} ms at batch {batch}"
         else:  # efficiency was not measured: the smallest file
             best, lat = min(passing, key=lambda v: sizes.get(v) or 0), None
             reason = "smallest passing variant (efficiency was not measured)"
@@ -243,7 +255,8 @@ def gate(
     ]  # rejected: outside the optimization tolerance
     checks: list[CheckResult] = []
     comparisons: list[Comparison] = []
-    groups = _groups(split) if split is not None else {}
+    names = result.dataset.label_names if policy.comparison.per_class else None
+    groups = _groups(split, names) if split is not None else {}
     for variant in candidates:
         checks += evaluate_checks(result, policy, variant, baseline=baseline.metrics if baseline else None)
         if baseline is not None:
