@@ -749,15 +749,19 @@ def _verdict_view(result: RunResult) -> dict[str, Any] | None:
     v = result.verdict
     if v is None:
         return None
-    failed = [c for c in v.checks if c.status in ("FAIL", "ERROR", "WARN")]
-    failed.sort(key=lambda c: {"ERROR": 0, "FAIL": 1, "WARN": 2}[c.status])
+    failed = sorted((c for c in v.checks if c.status in ("FAIL", "ERROR")), key=lambda c: c.status != "ERROR")
+    chosen = {s.variant for s in v.selections if s.variant}
+    # the chosen variants' comparisons lead (or the source's when nothing passed); the others fold away
+    lead = chosen or {c.variant for c in v.comparisons[:1]}
     return {
         "status": v.status,
         "passed": v.passed,
         "baseline": v.baseline,
         "selections": v.selections,
         "failed": failed,
-        "comparisons": v.comparisons,
+        "warnings": [c for c in v.checks if c.status == "WARN"],
+        "comparisons": [c for c in v.comparisons if c.variant in lead],
+        "other_comparisons": [c for c in v.comparisons if c.variant not in lead],
         "checks": v.checks,
     }
 
