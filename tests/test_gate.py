@@ -150,3 +150,21 @@ def test_model_card_round_trips_through_huggingface_hub(tabular_project: Path):
     assert (out / "rmf.md").read_text().count("MEASURE") > 3
     shutil.rmtree(out)
     assert np.isfinite(result.evaluations[0].quality.accuracy)
+
+
+def test_a_model_baseline_gives_relative_checks_its_metrics(tabular_project: Path):
+    base = {"type": "pytorch", "factory": "tinymodel:build", "weights": "tiny.safetensors"}
+    policy = {
+        "baseline": {"model": base, "name": "v1"},
+        "checks": [
+            {"metric": "calibration.ece", "op": "<=", "value": 0.0, "relative": True},
+            {"metric": "efficiency.tiny-box.latency_ms.p95", "op": "<=", "value": 0.0, "relative": True},
+        ],
+    }
+    verdict = run(_config(tabular_project, policy)).verdict
+    ece, latency = verdict.checks[:2]
+    assert ece.status == "PASS" and ece.baseline_value == pytest.approx(ece.value)  # the same model: no change
+    assert latency.status == "SKIPPED"  # the baseline's efficiency is not measured
+    assert verdict.baseline == "v1"
+    with pytest.raises(Exception, match=r"policy\.baseline\.model"):
+        run(_config(tabular_project, {"baseline": {"model": {"type": "pytorch"}}}))

@@ -64,7 +64,8 @@ def _summary(result: Any, out: Path | None) -> None:
         )
     if out is not None:
         out_console.print(
-            f"wrote {out}/results.json, report.html, model_card.md, dataset_card.md, rmf.md, predictions/", soft_wrap=True
+            f"wrote {out}/results.json, report.html, model_card.md, dataset_card.md, rmf.md, predictions/",
+            soft_wrap=True,
         )
 
 

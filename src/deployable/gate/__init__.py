@@ -110,11 +110,45 @@ def _baseline_from_model(
     predictor = load_predictor(spec)
     out = predict(predictor, split, store, batch_size=project.evaluate.batch_size, progress=progress, label="baseline")
     correct = out.logits.argmax(axis=1) == split.labels
-    metrics = {
-        "quality.accuracy": float(correct.mean()),
-        "quality.n": float(len(correct)),
-    }
-    return Baseline(name=name, correct=correct, metrics=metrics)
+    return Baseline(name=name, correct=correct, metrics=_model_metrics(project, predictor, dataset, store, progress))
+
+
+def _model_metrics(project: Project, predictor: Any, dataset: Any, store: Any, progress: Any) -> dict[str, float]:
+    """Quality, calibration and slice metrics of a baseline model (for relative checks), from stored predictions.
+
+    Efficiency, robustness, attacks and OOD are not measured for the baseline: relative checks on them are SKIPPED.
+    """
+    import datetime as _dt
+
+    from deployable import __version__
+    from deployable.core.records import SCHEMA_VERSION
+    from deployable.evaluation.runner import evaluate_variant
+    from deployable.gate.policy import variant_metrics
+    from deployable.models import source_variant
+
+    cfg = project.evaluate.model_copy(
+        update={
+            "efficiency": project.evaluate.efficiency.model_copy(update={"enabled": False}),
+            "robustness": project.evaluate.robustness.model_copy(update={"enabled": False}),
+            "adversarial": project.evaluate.adversarial.model_copy(update={"enabled": False}),
+            "ood": project.evaluate.ood.model_copy(update={"enabled": False}),
+        }
+    )
+    variant = source_variant(predictor, name="baseline")
+    ev = evaluate_variant(variant, predictor, dataset, cfg, store, targets=[], progress=progress)
+    record = RunResult(
+        schema_version=SCHEMA_VERSION,
+        name="baseline",
+        created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        deployable_version=__version__,
+        config={},
+        dataset=dataset.info(),
+        variants=(variant,),
+        targets=(),
+        evaluations=(ev,),
+        environment={},
+    )
+    return variant_metrics(record, "baseline")
 
 
 def _groups(split: Any, label_names: Any = None) -> dict[str, np.ndarray]:
