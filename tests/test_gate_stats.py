@@ -498,6 +498,9 @@ def test_measured_error_rates() -> None:
         "5-pt planted, slice_margin 0.01, disc 9%": replace(PLANTED_5, slice_margin=0.01),
         "5-pt planted, slice_margin 0.00, disc 9%": replace(PLANTED_5, slice_margin=0.0),
         "5-pt planted, slice_margin 0.02, disc 3%": replace(PLANTED_5, discordance=0.03, trials=200),
+        "5-pt planted, slice_margin 0.00, disc 3% (defaults)": replace(
+            PLANTED_5, discordance=0.03, slice_margin=0.0, trials=200
+        ),
         "10-pt planted, slice_margin 0.02, disc 9%": PLANTED_10,
     }
     failed = {}
