@@ -125,6 +125,6 @@ def dataset_card(result: RunResult) -> str:
 
 def write_dataset_card(result: RunResult, path: Path) -> Path:
     """Write :func:`dataset_card` to ``path`` atomically."""
-    from deployable.report.html import _atomic_write_text
+    from deployable.report.html import atomic_write_text
 
-    return _atomic_write_text(Path(path), dataset_card(result))
+    return atomic_write_text(Path(path), dataset_card(result))

@@ -68,7 +68,7 @@ class ReportSection:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _atomic_write_text(path: Path, text: str) -> Path:
+def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
     A reader never sees half a file, and a failure leaves the previous file (if any) in place and no temporary file.
@@ -99,7 +99,7 @@ def write_results_json(result: RunResult, path: Path) -> Path:
         ``path``.
     """
     text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False, allow_nan=False)
-    return _atomic_write_text(Path(path), text + "\n")
+    return atomic_write_text(Path(path), text + "\n")
 
 
 def write_report(result: RunResult, path: Path, *, extra_sections: Iterable[ReportSection] = ()) -> Path:
@@ -113,7 +113,7 @@ def write_report(result: RunResult, path: Path, *, extra_sections: Iterable[Repo
     Returns:
         ``path``.
     """
-    return _atomic_write_text(Path(path), render_report(result, extra_sections=extra_sections))
+    return atomic_write_text(Path(path), render_report(result, extra_sections=extra_sections))
 
 
 def render_report(result: RunResult, *, extra_sections: Iterable[ReportSection] = ()) -> str:

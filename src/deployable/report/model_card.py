@@ -119,9 +119,9 @@ def model_card(result: RunResult) -> str:
 
 def write_model_card(result: RunResult, path: Path) -> Path:
     """Write :func:`model_card` to ``path`` atomically (a reader never sees half a card)."""
-    from deployable.report.html import _atomic_write_text
+    from deployable.report.html import atomic_write_text
 
-    return _atomic_write_text(Path(path), model_card(result))
+    return atomic_write_text(Path(path), model_card(result))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -923,6 +923,6 @@ def _gap_text(result: RunResult, subcategory: str, close: str) -> str:
 
 def write_rmf(result: RunResult, path: Path) -> Path:
     """Write :func:`rmf_map` to ``path`` atomically."""
-    from deployable.report.html import _atomic_write_text
+    from deployable.report.html import atomic_write_text
 
-    return _atomic_write_text(Path(path), rmf_map(result))
+    return atomic_write_text(Path(path), rmf_map(result))
