@@ -17,7 +17,9 @@ from deployable.core.records import (
     AuditCheck,
     AuditResult,
     CalibrationMetrics,
+    CheckResult,
     ClassMetrics,
+    Comparison,
     DatasetInfo,
     Efficiency,
     Evaluation,
@@ -29,10 +31,12 @@ from deployable.core.records import (
     QualityMetrics,
     ReliabilityBin,
     RunResult,
+    Selection,
     SliceMetrics,
     SplitInfo,
     Target,
     Variant,
+    Verdict,
 )
 
 LABELS = ("billing", "technical_issue", "account & login", "other")
@@ -292,6 +296,87 @@ def make_run_result() -> RunResult:
         },
         timings_s={"prepare": 0.02, "load": 1.84, "evaluate": 41.7},
         audit=make_audit(),
+        verdict=make_verdict(),
+    )
+
+
+def make_verdict() -> Verdict:
+    """int8-dynamic chosen for both targets; the source fails a slice against production."""
+    diff = Interval(value=-0.09, low=-0.16, high=-0.03, level=0.94)
+    worse = Comparison(
+        variant="source",
+        group="language=de",
+        n=80,
+        candidate_accuracy=0.71,
+        baseline_accuracy=0.80,
+        difference=diff,
+        better=1,
+        worse=8,
+        p_value=0.039,
+        p_adjusted=0.04,
+        margin=0.0,
+        outcome="FAIL",
+    )
+    ok = Comparison(
+        variant="int8-dynamic",
+        group="overall",
+        n=352,
+        candidate_accuracy=0.85,
+        baseline_accuracy=0.81,
+        difference=Interval(0.04, 0.012, 0.08, 0.94),
+        better=20,
+        worse=6,
+        p_value=0.009,
+        p_adjusted=0.02,
+        margin=0.01,
+        outcome="PASS",
+    )
+    checks = (
+        CheckResult(
+            name="calibration.ece <= 0.05",
+            status="PASS",
+            critical=True,
+            variant="int8-dynamic",
+            message="calibration.ece = 0.031 <= 0.05",
+            metric="calibration.ece",
+            value=0.031,
+            threshold=0.05,
+        ),
+        CheckResult(
+            name="accuracy vs production (language=de)",
+            status="FAIL",
+            critical=True,
+            variant="source",
+            message="worse than the margin: 71.0% vs 80.0% on 80 samples",
+            metric="slices.language.de.accuracy",
+        ),
+        CheckResult(
+            name="efficiency.edge-cpu.latency_ms.p95 <= 5",
+            status="WARN",
+            critical=False,
+            variant="source",
+            message="efficiency.edge-cpu.latency_ms.p95 = 9.1 > 5 (limit <= 5)",
+        ),
+    )
+    selections = tuple(
+        Selection(
+            target=t.name,
+            variant="int8-dynamic",
+            reason="fastest of 1 passing",
+            latency_ms=3.1,
+            size_bytes=23_150_112,
+            passing=("int8-dynamic",),
+            pareto=("int8-dynamic", "source"),
+        )
+        for t in TARGETS
+    )
+    return Verdict(
+        status="PASS",
+        checks=checks,
+        comparisons=(worse, ok),
+        selections=selections,
+        baseline="production",
+        reasons=("source: accuracy vs production (language=de): worse",),
     )
 
 

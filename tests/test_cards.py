@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from _fixtures_report import OPTIMIZED_VARIANTS, make_optimized_run_result, make_run_result
+from _fixtures_report import OPTIMIZED_VARIANTS, make_optimized_run_result
+from _fixtures_report import make_run_result as _make_run_result
 from deployable.core.records import (
     AdversarialMetrics,
     AttackResult,
@@ -59,6 +60,11 @@ TEXT_THREAT = (
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+def make_run_result():
+    """The report fixture without its verdict: these tests add (or leave out) the gate themselves."""
+    return _make_run_result().replace(verdict=None)
+
+
 # Records the fixtures do not have: a verdict, corruptions, attacks, OOD
 # ---------------------------------------------------------------------------------------------------------------------
 

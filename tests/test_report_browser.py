@@ -79,7 +79,22 @@ def _open_in_chromium(
     assert foreign == []
 
 
+def _check_verdict(page: Any) -> None:
+    """The verdict leads: above the summary, the chosen variant per target, the failed check, comparisons folded."""
+    verdict = page.locator("#verdict")
+    assert verdict.is_visible()
+    assert verdict.bounding_box()["y"] < page.locator("#summary").bounding_box()["y"]
+    assert verdict.get_by_text("PASS", exact=True).first.is_visible()
+    assert verdict.locator("table.selections tbody tr").count() == 2
+    assert verdict.locator("ul.checks").first.get_by_text("language=de", exact=False).is_visible()
+    other = verdict.locator("details", has_text="Comparisons of the other variants")
+    assert not other.locator("table").is_visible()
+    other.locator("summary").click()
+    assert other.locator("tr.fail").is_visible()
+
+
 def _check_audit(page: Any) -> None:
+    _check_verdict(page)
     """The audit section: severity counts, the overlap plot drawn, a finding's samples shown when opened."""
     section = page.locator("#audit")
     assert section.is_visible()
