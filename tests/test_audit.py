@@ -263,3 +263,12 @@ def test_scan_command_exit_codes(tmp_path: Path, capsys):
     assert len(lines) == 1
     assert str(bad) in lines[0] and "system" in lines[0] and "critical" in lines[0]
     assert main(["scan", str(tmp_path / "missing.pt")]) == 2
+
+
+def test_yaml_on_and_off_are_read_as_the_embedding_modes():
+    from deployable.config import DuplicatesConfig
+
+    assert yaml.safe_load("embeddings: on") == {"embeddings": True}  # YAML 1.1 reads a bare on/off as a boolean
+    assert DuplicatesConfig(**yaml.safe_load("embeddings: on")).embeddings == "on"
+    assert DuplicatesConfig(**yaml.safe_load("embeddings: off")).embeddings == "off"
+    assert DuplicatesConfig(embeddings="auto").embeddings == "auto"

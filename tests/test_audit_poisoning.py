@@ -96,33 +96,13 @@ def test_skips_and_shape_errors() -> None:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _digits_model_module():
-    spec = importlib.util.spec_from_file_location("_digits_model_for_poisoning_test", DIGITS / "model.py")
+def _train(x: np.ndarray, y: np.ndarray, seed: int, epochs: int = 30):
+    """The example's own recipe (examples/digits/train.py), without early stopping."""
+    spec = importlib.util.spec_from_file_location("_digits_train_for_poisoning_test", DIGITS / "train.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
-
-
-def _train(x: np.ndarray, y: np.ndarray, seed: int, epochs: int = 30):
-    """The example's recipe (train.py) without early stopping: AdamW 3e-3, batches of 64, seeded."""
-    import torch
-
-    torch.manual_seed(seed)
-    model = _digits_model_module().build(n_classes=10)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        model.train()
-        order = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(order), 64):
-            b = order[i : i + 64]
-            loss = torch.nn.functional.cross_entropy(model(xt[b]), yt[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return model.eval()
+    return module.train(x, y.astype(np.int64), epochs=epochs, seed=seed)
 
 
 def _run(model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -203,14 +203,16 @@ def audit(
         str, typer.Option(help="exit 1 when a finding is at least this severe: critical|high|medium|low|never")
     ] = "high",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key: key.path=value")] = None,
 ) -> None:
     """Scan the model files and audit the data: duplicates, leakage, label errors, imbalance, outliers, poisoning."""
+    from deployable.config import load_config
     from deployable.core.records import SEVERITIES
     from deployable.pipeline import audit as audit_api
 
     if fail_on not in _FAIL_LEVELS:
         raise DeployableError(f"--fail-on: expected one of {', '.join(_FAIL_LEVELS)}, got '{fail_on}'")
-    result = audit_api(config, out, progress=not quiet, console=console)
+    result = audit_api(load_config(config, overrides=set_), out, progress=not quiet, console=console)
     found = result.audit
     counts = ", ".join(f"{n} {sev}" for sev, n in found.counts.items() if n) or "no findings"
     out_console.print(f"audit of {result.name}: {counts}")
@@ -227,7 +229,7 @@ def audit(
                 soft_wrap=True,
             )
     _print_findings(found.findings)
-    out_console.print(f"wrote {out}/results.json, {out}/report.html, {out}/dataset_card.md")
+    out_console.print(f"wrote {out}/results.json, report.html, dataset_card.md, rmf.md", soft_wrap=True)
     level = _FAIL_LEVELS[fail_on]
     if level and any(SEVERITIES.index(f.severity) < level for f in found.findings):
         raise typer.Exit(1)

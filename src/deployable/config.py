@@ -492,6 +492,12 @@ class DuplicatesConfig(_Strict):
         description="tabular: largest Euclidean distance in the standardised feature space, per sqrt(feature)",
     )
 
+    @field_validator("embeddings", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare on/off as a boolean
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
     @model_validator(mode="after")
     def _bands_divide(self) -> DuplicatesConfig:
         if self.num_perm % self.bands:

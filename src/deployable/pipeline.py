@@ -98,28 +98,15 @@ def run(
     Returns:
         The :class:`RunResult` record (what ``results.json`` holds).
     """
-    from deployable.audit.guard import scan_model
-    from deployable.data import load_dataset
     from deployable.evaluation.runner import evaluate_variant
     from deployable.evaluation.store import PredictionStore
-    from deployable.models import load_predictor, source_variant
-    from deployable.models.sources import model_spec
-    from deployable.prepare import run_prepare
+    from deployable.models import source_variant
 
     project = config if isinstance(config, Project) else load_config(config)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    run_prepare(project, log=console)
-    timings["prepare"] = time.perf_counter() - t0
-
-    t = time.perf_counter()
-    dataset = load_dataset(project)
-    spec = model_spec(project)
-    scan_findings, scanned, scan_check, _ = scan_model(spec)  # before anything unpickles the files
-    predictor = load_predictor(spec)
+    dataset, predictor, scan = _prepare_and_load(project, timings, console=console, refuse=True)
     variant = source_variant(predictor)
     targets = resolve_targets(project, os.cpu_count() or 1)
-    timings["load"] = time.perf_counter() - t
 
     cache_root = project.path(project.cache_dir) / "predictions"
     if not use_cache:
@@ -131,12 +118,7 @@ def run(
             variants = [variant]
             predictors = {variant.name: predictor}
             t = time.perf_counter()
-            audit = run_audit(project, dataset, predictor, store, progress=bar)
-            audit = audit.replace(
-                findings=(*scan_findings, *audit.findings),
-                checks=(scan_check, *audit.checks),
-                scanned_files=tuple(scanned),
-            )
+            audit = _with_scan(run_audit(project, dataset, predictor, store, progress=bar), scan)
             timings["audit"] = time.perf_counter() - t
             baseline = None  # loaded before the long work, so a wrong baseline fails fast
             if project.policy.baseline is not None:
@@ -182,20 +164,8 @@ def run(
                     reference = (v.name, store.get(ev.store_key).logits)
                 evaluations.append(ev)
             timings["evaluate"] = time.perf_counter() - t
-        result = RunResult(
-            schema_version=SCHEMA_VERSION,
-            name=project.name,
-            created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            deployable_version=__version__,
-            config=_public_config(project),
-            dataset=dataset.info(),
-            variants=tuple(variants),
-            targets=tuple(targets),
-            evaluations=tuple(evaluations),
-            environment=_environment(),
-            timings_s=timings,
-            audit=audit,
-        )
+        result = _record(project, dataset, timings, variants=variants, targets=targets, evaluations=evaluations,
+                         audit=audit)  # fmt: skip
         if project.policy.checks or project.policy.baseline is not None:
             from deployable.gate import gate
 
@@ -216,6 +186,67 @@ def run(
     finally:
         if not use_cache:
             shutil.rmtree(cache_root, ignore_errors=True)
+
+
+def _prepare_and_load(
+    project: Project, timings: dict[str, float], *, console: Any, refuse: bool
+) -> tuple[Any, Any, tuple[list[Any], list[str], AuditCheck]]:
+    """Run the prepare steps, load the data, scan the model files and (unless the scan refuses them) load the model.
+
+    Returns:
+        The dataset, the predictor (None when the scan blocked it and ``refuse`` is False), and the scan's findings,
+        scanned files and check.
+    """
+    from deployable.audit.guard import scan_model
+    from deployable.data import load_dataset
+    from deployable.models import load_predictor
+    from deployable.models.sources import model_spec
+    from deployable.prepare import run_prepare
+
+    t = time.perf_counter()
+    run_prepare(project, log=console)
+    timings["prepare"] = time.perf_counter() - t
+    t = time.perf_counter()
+    dataset = load_dataset(project)
+    spec = model_spec(project)
+    findings, scanned, check, blocked = scan_model(spec, refuse=refuse)  # before anything unpickles the files
+    predictor = None if blocked else load_predictor(spec)
+    timings["load"] = time.perf_counter() - t
+    return dataset, predictor, (findings, scanned, check)
+
+
+def _with_scan(audit: AuditResult, scan: tuple[list[Any], list[str], AuditCheck]) -> AuditResult:
+    findings, scanned, check = scan
+    return audit.replace(
+        findings=(*findings, *audit.findings), checks=(check, *audit.checks), scanned_files=tuple(scanned)
+    )
+
+
+def _record(
+    project: Project,
+    dataset: Any,
+    timings: dict[str, float],
+    *,
+    variants: list[Any],
+    targets: list[Any],
+    evaluations: list[Any],
+    audit: AuditResult,
+) -> RunResult:
+    """The run record (what ``results.json`` holds) of a ``run`` or an ``audit``."""
+    return RunResult(
+        schema_version=SCHEMA_VERSION,
+        name=project.name,
+        created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        deployable_version=__version__,
+        config=_public_config(project),
+        dataset=dataset.info(),
+        variants=tuple(variants),
+        targets=tuple(targets),
+        evaluations=tuple(evaluations),
+        environment=_environment(),
+        timings_s=timings,
+        audit=audit,
+    )
 
 
 def run_audit(project: Project, dataset: Any, predictor: Any, store: Any, *, progress: Any = None) -> AuditResult:
@@ -247,46 +278,19 @@ def audit(
     A model the scan refuses is not loaded: the data is then audited alone and the scan's findings say why.
     The run folder gets ``results.json`` (with no evaluations), ``report.html`` and ``dataset_card.md``.
     """
-    from deployable.audit.guard import scan_model
-    from deployable.data import load_dataset
     from deployable.evaluation.store import PredictionStore
-    from deployable.models import load_predictor, source_variant
-    from deployable.models.sources import model_spec
-    from deployable.prepare import run_prepare
+    from deployable.models import source_variant
 
     project = config if isinstance(config, Project) else load_config(config)
     timings: dict[str, float] = {}
-    t = time.perf_counter()
-    run_prepare(project, log=console)
-    timings["prepare"] = time.perf_counter() - t
-    t = time.perf_counter()
-    dataset = load_dataset(project)
-    spec = model_spec(project)
-    scan_findings, scanned, scan_check, blocked = scan_model(spec, refuse=False)
-    predictor = None if blocked else load_predictor(spec)
-    timings["load"] = time.perf_counter() - t
+    dataset, predictor, scan = _prepare_and_load(project, timings, console=console, refuse=False)
     store = PredictionStore(project.path(project.cache_dir) / "predictions")
     t = time.perf_counter()
     with _progress(progress) as bar:
-        found = run_audit(project, dataset, predictor, store, progress=bar)
+        found = _with_scan(run_audit(project, dataset, predictor, store, progress=bar), scan)
     timings["audit"] = time.perf_counter() - t
-    found = found.replace(
-        findings=(*scan_findings, *found.findings), checks=(scan_check, *found.checks), scanned_files=tuple(scanned)
-    )
-    result = RunResult(
-        schema_version=SCHEMA_VERSION,
-        name=project.name,
-        created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        deployable_version=__version__,
-        config=_public_config(project),
-        dataset=dataset.info(),
-        variants=(source_variant(predictor),) if predictor is not None else (),
-        targets=(),
-        evaluations=(),
-        environment=_environment(),
-        timings_s=timings,
-        audit=found,
-    )
+    variants = [source_variant(predictor)] if predictor is not None else []
+    result = _record(project, dataset, timings, variants=variants, targets=[], evaluations=[], audit=found)
     if out is not None:
         with atomic_dir(Path(out)) as folder:
             write_run_folder(result, folder)

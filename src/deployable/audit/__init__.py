@@ -17,9 +17,11 @@ from typing import Any
 import numpy as np
 
 from deployable.audit.base import CheckOutput
+from deployable.audit.duplicates import split_order
 from deployable.config import AuditConfig
 from deployable.core.records import AuditCheck, AuditResult, Finding, LeakageStat
 from deployable.data.dataset import Dataset, Split
+from deployable.evaluation.metrics._validation import softmax
 
 __all__ = ["ModelOutputs", "audit_dataset", "model_outputs"]
 
@@ -51,12 +53,6 @@ def model_outputs(
         if out.features is not None:
             features[name] = out.features
     return ModelOutputs(logits, features, similarity=predictor.spec.get("type") == "sentence-transformers")
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _raw_features(dataset: Dataset) -> dict[str, np.ndarray]:
@@ -195,7 +191,7 @@ def audit_dataset(
         return out
 
     labeled = [s for s in dataset.splits.values() if len(s) and s.labeled]
-    order = _split_order(dataset)
+    order = split_order(list(dataset.splits))
 
     def duplicates() -> CheckOutput:
         from deployable.audit.duplicates import find_duplicates
@@ -243,7 +239,7 @@ def audit_dataset(
                 split,
                 cfg.labels,
                 features=features.get(split.name),
-                probs=_softmax(logits) if logits is not None else None,
+                probs=softmax(logits) if logits is not None else None,
                 n_classes=dataset.n_classes,
                 label_names=dataset.label_names,
                 in_sample=split.name == cfg.labels.train_split,
@@ -338,15 +334,6 @@ def _unpool(finding: Finding, splits: list[Split]) -> Finding:
         details["top"] = [{**t, "id": str(t["id"])} if isinstance(t, dict) and "id" in t else t for t in details["top"]]
     message = finding.message.replace(f"'{_POOLED}'", ", ".join(s.name for s in splits))
     return finding.replace(evidence=refs, details=details, message=message)
-
-
-def _split_order(dataset: Dataset) -> list[str]:
-    """train, validation, the other splits in config order, test; 'ood' last (it has no labels to audit)."""
-    names = list(dataset.splits)
-    first = [n for n in ("train", "validation") if n in names]
-    last = [n for n in ("test",) if n in names]
-    middle = [n for n in names if n not in first and n not in last and n != "ood"]
-    return first + middle + last + (["ood"] if "ood" in names else [])
 
 
 def _jsonable(value: Any) -> Any:

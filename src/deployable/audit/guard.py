@@ -15,12 +15,13 @@ from deployable.core.errors import ModelError
 from deployable.core.records import AuditCheck, Finding
 
 BLOCKING = ("critical", "high", "medium")
-_PATH_KEYS = ("path", "encoder", "head", "weights", "tokenizer")
 
 
 def model_file_paths(spec: dict[str, Any]) -> dict[str, Path]:
     """``model.<key>`` -> path for every file or folder a model spec (absolute paths) points to."""
-    return {f"model.{k}": Path(spec[k]) for k in _PATH_KEYS if spec.get(k)}
+    from deployable.models.sources import PATH_KEYS
+
+    return {f"model.{k}": Path(spec[k]) for k in PATH_KEYS if spec.get(k)}
 
 
 def scan_model(spec: dict[str, Any], *, refuse: bool = True) -> tuple[list[Finding], list[str], AuditCheck, bool]:
@@ -36,7 +37,7 @@ def scan_model(spec: dict[str, Any], *, refuse: bool = True) -> tuple[list[Findi
     """
     import time
 
-    from deployable.audit.scan import CONVERT_HINT, scan_paths
+    from deployable.audit.scan import convert_hint, scan_paths
 
     t = time.perf_counter()
     paths = model_file_paths(spec)
@@ -50,7 +51,7 @@ def scan_model(spec: dict[str, Any], *, refuse: bool = True) -> tuple[list[Findi
         f = blocking[0]
         where = f"{f.file} [{f.member}]" if f.member else str(f.file)
         more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
-        hint = f.details.get("hint") or CONVERT_HINT.get(_kind(f.file), CONVERT_HINT["pickle"])
+        hint = convert_hint(f)
         raise ModelError(
             f"{_field(paths, f.file)}: refusing to load {where}: {f.message}{more}",
             hint=f"{hint}; or set model.allow_unsafe_files: true if you made this file yourself",
@@ -69,11 +70,6 @@ def scan_model(spec: dict[str, Any], *, refuse: bool = True) -> tuple[list[Findi
         },
     )
     return list(report.findings), list(report.scanned), check, blocked
-
-
-def _kind(file: str | None) -> str:
-    suffix = Path(file or "").suffix.lower()
-    return {".onnx": "onnx", ".safetensors": "safetensors"}.get(suffix, "pickle")
 
 
 def _field(paths: dict[str, Path], file: str | None) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "MAX_EXPANDED_BYTES",
     "MAX_RATIO",
     "ScanReport",
+    "convert_hint",
     "is_model_file",
     "scan_file",
     "scan_paths",
@@ -263,6 +264,15 @@ def _sniff_nested(data: bytes) -> bool:
 
 def _ext(name: str) -> str:
     return os.path.splitext(name)[1].lower()
+
+
+def convert_hint(finding: Finding) -> str:
+    """How to replace the file a scan finding is about with a safe format (the finding's own hint when it has one)."""
+    hint = finding.details.get("hint")
+    if hint:
+        return str(hint)
+    suffix = Path(finding.file or "").suffix.lower()
+    return CONVERT_HINT[{".onnx": "onnx", ".safetensors": "safetensors"}.get(suffix, "pickle")]
 
 
 def is_model_file(path: Path) -> bool:

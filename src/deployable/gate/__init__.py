@@ -30,12 +30,24 @@ class Baseline:
     Attributes:
         name: how reports call it.
         correct: bool (N,), whether it got each test sample right, in the test split's order.
-        metrics: its flat metrics (for relative checks), or None when only predictions are known.
+        metrics: its flat metrics from a previous run (for relative checks).
+        variant, evaluation: or its record and evaluation on this run's test split (a model baseline).
     """
 
     name: str
     correct: np.ndarray
     metrics: dict[str, float] | None = None
+    variant: Any = None
+    evaluation: Any = None
+
+    def metrics_in(self, result: RunResult) -> dict[str, float] | None:
+        """Its flat metrics; a model baseline's are read like a variant of ``result`` (without the run's audit)."""
+        if self.metrics is not None or self.evaluation is None:
+            return self.metrics
+        from deployable.gate.policy import variant_metrics
+
+        alone = result.replace(variants=(self.variant,), evaluations=(self.evaluation,), audit=None)
+        return variant_metrics(alone, self.variant.name)
 
 
 def load_baseline(project: Project, dataset: Any, store: Any, *, progress: Any = None) -> Baseline | None:
@@ -91,7 +103,7 @@ def _baseline_from_model(
     from deployable.audit.guard import scan_model
     from deployable.config import ModelConfig
     from deployable.evaluation.runner import predict
-    from deployable.models.sources import _PATH_KEYS, load_predictor, resolve_model_path
+    from deployable.models.sources import load_predictor, resolve_spec
 
     try:
         model = TypeAdapter(ModelConfig).validate_python(section)
@@ -99,56 +111,28 @@ def _baseline_from_model(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"policy.baseline.model.{where}: {first['msg']}") from exc
-    spec = model.model_dump()
-    base = Path(project.base_dir)
-    for key in _PATH_KEYS:
-        if spec.get(key):
-            spec[key] = str(resolve_model_path(spec[key], base))
-    if spec["type"] == "pytorch":
-        spec["base_dir"] = str(base)
+    spec = resolve_spec(model.model_dump(), Path(project.base_dir))
     scan_model(spec)  # the baseline is loaded too, so it is scanned first
     predictor = load_predictor(spec)
     out = predict(predictor, split, store, batch_size=project.evaluate.batch_size, progress=progress, label="baseline")
     correct = out.logits.argmax(axis=1) == split.labels
-    return Baseline(name=name, correct=correct, metrics=_model_metrics(project, predictor, dataset, store, progress))
+    variant, evaluation = _model_evaluation(project, predictor, dataset, store, progress)
+    return Baseline(name=name, correct=correct, variant=variant, evaluation=evaluation)
 
 
-def _model_metrics(project: Project, predictor: Any, dataset: Any, store: Any, progress: Any) -> dict[str, float]:
-    """Quality, calibration and slice metrics of a baseline model (for relative checks), from stored predictions.
+def _model_evaluation(project: Project, predictor: Any, dataset: Any, store: Any, progress: Any) -> tuple[Any, Any]:
+    """The baseline model's quality, calibration and slices (for relative checks), from stored predictions.
 
     Efficiency, robustness, attacks and OOD are not measured for the baseline: relative checks on them are SKIPPED.
     """
-    import datetime as _dt
-
-    from deployable import __version__
-    from deployable.core.records import SCHEMA_VERSION
     from deployable.evaluation.runner import evaluate_variant
-    from deployable.gate.policy import variant_metrics
     from deployable.models import source_variant
 
-    cfg = project.evaluate.model_copy(
-        update={
-            "efficiency": project.evaluate.efficiency.model_copy(update={"enabled": False}),
-            "robustness": project.evaluate.robustness.model_copy(update={"enabled": False}),
-            "adversarial": project.evaluate.adversarial.model_copy(update={"enabled": False}),
-            "ood": project.evaluate.ood.model_copy(update={"enabled": False}),
-        }
-    )
+    parts = ("efficiency", "robustness", "adversarial", "ood")
+    off = {name: getattr(project.evaluate, name).model_copy(update={"enabled": False}) for name in parts}
+    cfg = project.evaluate.model_copy(update=off)
     variant = source_variant(predictor, name="baseline")
-    ev = evaluate_variant(variant, predictor, dataset, cfg, store, targets=[], progress=progress)
-    record = RunResult(
-        schema_version=SCHEMA_VERSION,
-        name="baseline",
-        created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        deployable_version=__version__,
-        config={},
-        dataset=dataset.info(),
-        variants=(variant,),
-        targets=(),
-        evaluations=(ev,),
-        environment={},
-    )
-    return variant_metrics(record, "baseline")
+    return variant, evaluate_variant(variant, predictor, dataset, cfg, store, targets=[], progress=progress)
 
 
 def _groups(split: Any, label_names: Any = None) -> dict[str, np.ndarray]:
@@ -291,8 +275,9 @@ def gate(
     comparisons: list[Comparison] = []
     names = result.dataset.label_names if policy.comparison.per_class else None
     groups = _groups(split, names) if split is not None else {}
+    baseline_metrics = baseline.metrics_in(result) if baseline else None
     for variant in candidates:
-        checks += evaluate_checks(result, policy, variant, baseline=baseline.metrics if baseline else None)
+        checks += evaluate_checks(result, policy, variant, baseline=baseline_metrics)
         if baseline is not None:
             if correct is None or variant not in correct:
                 raise ValueError(f"gate: no per-sample results of variant '{variant}' to compare with the baseline")

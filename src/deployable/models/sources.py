@@ -85,14 +85,18 @@ def _onnx(spec: dict[str, Any]) -> Predictor:
     )
 
 
-_PATH_KEYS = ("path", "encoder", "head", "weights", "tokenizer")
+PATH_KEYS = ("path", "encoder", "head", "weights", "tokenizer")  # spec keys that name files or folders
 
 
 def model_spec(project: Project) -> dict[str, Any]:
     """The model config with every path made absolute, so any process can rebuild the predictor."""
-    spec = project.model.model_dump()
-    base = Path(project.base_dir)
-    for key in _PATH_KEYS:
+    return resolve_spec(project.model.model_dump(), Path(project.base_dir))
+
+
+def resolve_spec(section: dict[str, Any], base: Path) -> dict[str, Any]:
+    """A model section (as under ``model:``) with its paths resolved against ``base``."""
+    spec = dict(section)
+    for key in PATH_KEYS:
         if spec.get(key):
             spec[key] = str(resolve_model_path(spec[key], base))
     if spec["type"] == "pytorch":

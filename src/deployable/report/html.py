@@ -776,19 +776,13 @@ def _audit_view(result: RunResult, figure: Any) -> dict[str, Any] | None:
     a = result.audit
     if a is None:
         return None
-    try:
-        from deployable.audit.scan import CONVERT_HINT
-    except ImportError:  # pragma: no cover - scan ships with the package
-        CONVERT_HINT = {}
+    from deployable.audit.scan import convert_hint
+
     rank = {sev: i for i, sev in enumerate(SEVERITIES)}
     groups: dict[str, list[dict[str, Any]]] = {}
     for i, f in enumerate(sorted(a.findings, key=lambda f: (rank[f.severity], f.check))):
         previews = f.details.get("preview") if isinstance(f.details.get("preview"), dict) else {}
-        hint = None
-        if f.check == "scan" and f.severity in ("critical", "high", "medium"):
-            suffix = Path(f.file or "").suffix.lower()
-            kind = {".onnx": "onnx", ".safetensors": "safetensors"}.get(suffix, "pickle")
-            hint = f.details.get("hint") or CONVERT_HINT.get(kind)
+        hint = convert_hint(f) if f.check == "scan" and f.severity in ("critical", "high", "medium") else None
         n = f.details.get("count") if isinstance(f.details.get("count"), int) else len(f.evidence)
         groups.setdefault(f.check, []).append(
             {
