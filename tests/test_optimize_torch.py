@@ -23,7 +23,7 @@ from deployable.core.errors import DeployableError
 from deployable.core.plugins import list_plugins
 from deployable.core.records import Variant
 from deployable.data import load_dataset
-from deployable.evaluation.runner import Progress
+from deployable.evaluation.predict import Progress
 from deployable.evaluation.store import PredictionStore
 from deployable.models import load_predictor, source_variant
 from deployable.models.sources import model_spec

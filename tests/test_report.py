@@ -29,6 +29,7 @@ from _fixtures_report import (
 )
 from deployable.core.records import RunResult
 from deployable.report import ReportSection, plots, render_report, write_report, write_results_json
+from deployable.report import _format as report_format
 from deployable.report import html as report_html
 
 SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
@@ -312,7 +313,7 @@ def test_failed_write_keeps_the_old_file_and_no_temp(
     def fail(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(report_html.os, "replace", fail)
+    monkeypatch.setattr(report_format.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_results_json(result, target)
     with pytest.raises(OSError, match="disk full"):
@@ -329,38 +330,38 @@ def test_failed_write_keeps_the_old_file_and_no_temp(
 @pytest.mark.parametrize(
     ("fmt", "value", "expected"),
     [
-        (report_html.fmt_pct, 0.91349, "91.3%"),
-        (report_html.fmt_pct, 1.0, "100.0%"),
-        (report_html.fmt_pct, math.nan, "—"),
-        (report_html.fmt_pct, None, "—"),
-        (report_html.fmt_ms, 1234.567, "1,234.6"),
-        (report_html.fmt_ms, 12.345, "12.35"),
-        (report_html.fmt_ms, 0.9, "0.90"),
-        (report_html.fmt_ms, 0.01234, "0.012"),
-        (report_html.fmt_ms, math.nan, "—"),
-        (report_html.fmt_usd, 0.0123456, "$0.0123"),
-        (report_html.fmt_usd, 0.000267, "$0.000267"),
-        (report_html.fmt_usd, 5, "$5.00"),
-        (report_html.fmt_usd, 12.5, "$12.50"),
-        (report_html.fmt_usd, None, "—"),
-        (report_html.fmt_int, 12345, "12,345"),
-        (report_html.fmt_mb, 412.53, "412.5 MB"),
-        (report_html.fmt_mb, 0.5, "512.0 KB"),
-        (report_html.fmt_seconds, math.nan, "—"),
-        (report_html.fmt_bytes, 90_868_376, "86.7 MB"),
-        (report_html.fmt_date, "2025-03-14T11:26:53+02:00", "2025-03-14 09:26 UTC"),
-        (report_html.fmt_date, "not a date", "not a date"),
-        (report_html.fmt_pts, -0.00375, "−0.38 pts"),
-        (report_html.fmt_pts, 0.0163, "+1.63 pts"),
-        (report_html.fmt_pts, -0.00001, "0.00 pts"),
-        (report_html.fmt_pts, math.nan, "—"),
-        (report_html.fmt_signed, -2.375, "−2.38"),
-        (report_html.fmt_signed, 0.125, "+0.12"),
-        (report_html.fmt_sig, 2.4e-06, "2.4e-06"),
-        (report_html.fmt_sig, 0.018345, "0.0183"),
-        (report_html.fmt_times, 9.8 / 2.94, "3.3×"),
-        (report_html.fmt_times, 9.8 / 11.27, "0.9×"),
-        (report_html.fmt_times, None, "—"),
+        (report_format.fmt_pct, 0.91349, "91.3%"),
+        (report_format.fmt_pct, 1.0, "100.0%"),
+        (report_format.fmt_pct, math.nan, "—"),
+        (report_format.fmt_pct, None, "—"),
+        (report_format.fmt_ms, 1234.567, "1,234.6"),
+        (report_format.fmt_ms, 12.345, "12.35"),
+        (report_format.fmt_ms, 0.9, "0.90"),
+        (report_format.fmt_ms, 0.01234, "0.012"),
+        (report_format.fmt_ms, math.nan, "—"),
+        (report_format.fmt_usd, 0.0123456, "$0.0123"),
+        (report_format.fmt_usd, 0.000267, "$0.000267"),
+        (report_format.fmt_usd, 5, "$5.00"),
+        (report_format.fmt_usd, 12.5, "$12.50"),
+        (report_format.fmt_usd, None, "—"),
+        (report_format.fmt_int, 12345, "12,345"),
+        (report_format.fmt_mb, 412.53, "412.5 MB"),
+        (report_format.fmt_mb, 0.5, "512.0 KB"),
+        (report_format.fmt_seconds, math.nan, "—"),
+        (report_format.fmt_bytes, 90_868_376, "86.7 MB"),
+        (report_format.fmt_date, "2025-03-14T11:26:53+02:00", "2025-03-14 09:26 UTC"),
+        (report_format.fmt_date, "not a date", "not a date"),
+        (report_format.fmt_pts, -0.00375, "−0.38 pts"),
+        (report_format.fmt_pts, 0.0163, "+1.63 pts"),
+        (report_format.fmt_pts, -0.00001, "0.00 pts"),
+        (report_format.fmt_pts, math.nan, "—"),
+        (report_format.fmt_signed, -2.375, "−2.38"),
+        (report_format.fmt_signed, 0.125, "+0.12"),
+        (report_format.fmt_sig, 2.4e-06, "2.4e-06"),
+        (report_format.fmt_sig, 0.018345, "0.0183"),
+        (report_format.fmt_times, 9.8 / 2.94, "3.3×"),
+        (report_format.fmt_times, 9.8 / 11.27, "0.9×"),
+        (report_format.fmt_times, None, "—"),
     ],
 )
 def test_formatters(fmt, value, expected: str) -> None:
@@ -980,7 +981,7 @@ def test_variant_cards_show_faithfulness_and_recipe(opt_page: str, optimized: Ru
     assert "Other details" not in _card(opt_page, "v4-int8-dynamic")
     # the provenance card keeps the raw recipe; the variant card does not repeat it verbatim
     for v in optimized.variants:
-        assert opt_page.count(str(escape(report_html.fmt_json(v.recipe)))) == 1
+        assert opt_page.count(str(escape(report_format.fmt_json(v.recipe)))) == 1
 
 
 def test_recipe_view_falls_back_to_json_for_unknown_or_malformed_parts(result: RunResult) -> None:

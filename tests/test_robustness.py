@@ -12,7 +12,7 @@ from deployable.config import load_config
 from deployable.core.errors import ConfigError
 from deployable.core.records import Evaluation, RobustnessMetrics
 from deployable.data import load_dataset
-from deployable.evaluation.metrics._validation import softmax
+from deployable.evaluation.metrics import softmax
 from deployable.evaluation.metrics.calibration import expected_calibration_error
 from deployable.evaluation.perturb import corrupt
 from deployable.evaluation.runner import evaluate_variant

@@ -13,7 +13,8 @@ from deployable.core.records import Efficiency, Evaluation, Target
 from deployable.data import load_dataset
 from deployable.evaluation.batching import batch_plan
 from deployable.evaluation.metrics import calibration_metrics, quality_metrics, softmax
-from deployable.evaluation.runner import evaluate_variant, predict
+from deployable.evaluation.predict import predict
+from deployable.evaluation.runner import evaluate_variant
 from deployable.evaluation.store import PredictionStore, prediction_key
 from deployable.evaluation.targets import latency_stats, measure_efficiency
 from deployable.models import load_predictor, source_variant

@@ -1,7 +1,6 @@
 """deployable: which version of this model may we ship, to which hardware, and is it still safe to keep running?"""
 
-__version__ = "0.1.0"
-
+from deployable._version import __version__
 from deployable.config import Project, load_config
 from deployable.core.errors import DeployableError
 from deployable.core.records import RunResult

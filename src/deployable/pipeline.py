@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deployable import __version__
+from deployable._version import __version__
 from deployable.config import Project, load_config, resolve_targets
 from deployable.core.errors import DeployableError
 from deployable.core.records import SCHEMA_VERSION, AuditCheck, AuditResult, RunResult
@@ -36,7 +36,7 @@ def _environment() -> dict[str, str]:
 
 @contextlib.contextmanager
 def _progress(enabled: bool) -> Iterator[Any]:
-    from deployable.evaluation.runner import Progress
+    from deployable.evaluation.predict import Progress
 
     if not enabled:
         yield Progress(None)
@@ -299,7 +299,7 @@ def audit(
 
 def write_run_folder(result: RunResult, folder: Path) -> None:
     from deployable.report import write_report, write_results_json
-    from deployable.report.cards import write_dataset_card
+    from deployable.report.dataset_card import write_dataset_card
     from deployable.report.model_card import write_model_card
     from deployable.report.rmf import write_rmf
 

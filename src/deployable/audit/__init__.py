@@ -21,7 +21,7 @@ from deployable.audit.duplicates import split_order
 from deployable.config import AuditConfig
 from deployable.core.records import AuditCheck, AuditResult, Finding, LeakageStat
 from deployable.data.dataset import Dataset, Split
-from deployable.evaluation.metrics._validation import softmax
+from deployable.evaluation.metrics import softmax
 
 __all__ = ["ModelOutputs", "audit_dataset", "model_outputs"]
 
@@ -41,7 +41,7 @@ def model_outputs(
     predictor: Any, dataset: Dataset, store: Any, *, batch_size: int, progress: Any = None
 ) -> ModelOutputs:
     """Logits and features of the source model on every split, from the store (or one forward pass that fills it)."""
-    from deployable.evaluation.runner import predict
+    from deployable.evaluation.predict import predict
 
     logits: dict[str, np.ndarray] = {}
     features: dict[str, np.ndarray] = {}

@@ -617,6 +617,21 @@ class RunResult(Record):
                 return e
         raise KeyError(variant)
 
+    @property
+    def source(self) -> Variant | None:
+        """The variant every other one derives from (the one without a parent), else the first; None if none."""
+        return next((v for v in self.variants if v.parent is None), self.variants[0] if self.variants else None)
+
+    @property
+    def reference(self) -> Evaluation | None:
+        """The evaluation summaries speak of: the source's, else the first; None when nothing was evaluated."""
+        source = self.source
+        if source is not None:
+            for e in self.evaluations:
+                if e.variant == source.name:
+                    return e
+        return self.evaluations[0] if self.evaluations else None
+
     @classmethod
     def load(cls, path: str | Path) -> RunResult:
         """Read a ``results.json`` (or a run folder containing one)."""

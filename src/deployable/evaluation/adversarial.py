@@ -107,7 +107,7 @@ def simba(
     Each iteration tries one random coordinate per sample in both directions and keeps the step when the true
     class's probability drops; the result is projected back into the L-inf box or the L2 ball of ``budget``.
     """
-    from deployable.evaluation.metrics._validation import softmax
+    from deployable.evaluation.metrics import softmax
 
     def true_prob(z: np.ndarray) -> np.ndarray:
         return softmax(predictor.forward(z.astype(np.float32)).logits)[np.arange(len(z)), y]
@@ -153,7 +153,7 @@ def _black_box(
         }
     art = require("art.estimators.classification", feature="adversarial attacks")
     evasion = require("art.attacks.evasion", feature="adversarial attacks")
-    from deployable.evaluation.metrics._validation import softmax
+    from deployable.evaluation.metrics import softmax
 
     clip = (float(reference.min()), float(reference.max())) if modality == "image" else None
     classifier = art.BlackBoxClassifierNeuralNetwork(
@@ -202,7 +202,7 @@ def _char_edits(word: str, rng: np.random.Generator) -> list[str]:
 
 
 def _true_prob(predictor: Predictor, texts: list[str], label: int) -> np.ndarray:
-    from deployable.evaluation.metrics._validation import softmax
+    from deployable.evaluation.metrics import softmax
 
     out = []
     for i in range(0, len(texts), 64):
@@ -306,7 +306,7 @@ def adversarial_metrics(
     label: str = "",
 ) -> AdversarialMetrics | None:
     """Attack results of one variant (None when nothing applies, e.g. a tabular ONNX variant without a source)."""
-    from deployable.evaluation.runner import predict_perturbed
+    from deployable.evaluation.predict import predict_perturbed
 
     adv = cfg.adversarial
     sample, index = attack_sample(dataset, cfg)

@@ -16,7 +16,7 @@ from deployable.core.errors import ConfigError, closest
 from deployable.core.records import CorruptionResult, RobustnessMetrics
 from deployable.data.dataset import Dataset, Split
 from deployable.evaluation.batching import clean_reference, seeded_sample
-from deployable.evaluation.metrics._validation import softmax
+from deployable.evaluation.metrics import softmax
 from deployable.evaluation.metrics.calibration import expected_calibration_error
 from deployable.evaluation.perturb import corrupt, corruption_names, perturbation_id
 from deployable.evaluation.store import PredictionStore
@@ -56,7 +56,7 @@ def robustness_metrics(
     label: str = "",
 ) -> RobustnessMetrics:
     """Every selected corruption at every severity on the test sample. ``clean_logits`` are the whole test split's."""
-    from deployable.evaluation.runner import predict_perturbed
+    from deployable.evaluation.predict import predict_perturbed
 
     names = selected_corruptions(dataset, cfg)
     rob = cfg.robustness

@@ -102,7 +102,7 @@ def _baseline_from_model(
 
     from deployable.audit.guard import scan_model
     from deployable.config import ModelConfig
-    from deployable.evaluation.runner import predict
+    from deployable.evaluation.predict import predict
     from deployable.models.sources import load_predictor, resolve_spec
 
     try:

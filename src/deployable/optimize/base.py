@@ -15,7 +15,7 @@ from deployable.config import OptimizeConfig
 from deployable.core.hashing import hash_json, sha256_files, total_size
 from deployable.core.records import Variant
 from deployable.data.dataset import Dataset, Split
-from deployable.evaluation.runner import Progress, predict
+from deployable.evaluation.predict import Progress, predict
 from deployable.evaluation.store import PredictionStore
 from deployable.models.base import Predictor
 

@@ -22,7 +22,7 @@ from deployable.core.errors import DeployableError
 from deployable.core.records import Variant
 from deployable.data.dataset import Split
 from deployable.evaluation.batching import batch_plan, take
-from deployable.evaluation.runner import predict
+from deployable.evaluation.predict import predict
 from deployable.evaluation.store import StoredPredictions
 from deployable.optimize.base import OptimizeContext
 

@@ -10,13 +10,10 @@ Later stages add their own sections without editing this module's callers: pass 
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import json
 import math
-import os
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +24,31 @@ from markupsafe import Markup
 
 from deployable.core.records import Efficiency, Evaluation, LatencyStats, RunResult, Target, Variant
 from deployable.report import plots
+from deployable.report._format import (
+    atomic_write_text,
+    fmt_bytes,
+    fmt_compact_json,
+    fmt_date,
+    fmt_int,
+    fmt_json,
+    fmt_mb,
+    fmt_ms,
+    fmt_num,
+    fmt_pct,
+    fmt_pts,
+    fmt_seconds,
+    fmt_short,
+    fmt_sig,
+    fmt_signed,
+    fmt_times,
+    fmt_usd,
+    is_missing,
+    size_ratio_text,
+)
 
 __all__ = ["ReportSection", "render_report", "write_report", "write_results_json"]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-DASH = "—"
 
 
 @dataclass(frozen=True)
@@ -68,26 +85,6 @@ class ReportSection:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A reader never sees half a file, and a failure leaves the previous file (if any) in place and no temporary file.
-    The temporary file is opened with ``"x"`` (not ``mkstemp``) so it gets the usual umask permissions.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_results_json(result: RunResult, path: Path) -> Path:
     """Write ``result.to_dict()`` as indented, standard JSON (``RunResult.load`` reads it back).
 
@@ -121,149 +118,6 @@ def render_report(result: RunResult, *, extra_sections: Iterable[ReportSection] 
     extra = tuple(extra_sections)
     env = _environment()
     return env.get_template("report.html").render(**_view(result, extra))
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Formatting (jinja2 filters): every one shows NaN and None as an em dash
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
-def fmt_pct(x: float | None, digits: int = 1) -> str:
-    """A fraction as a percentage: ``0.9134 -> "91.3%"``."""
-    return DASH if _missing(x) else f"{100 * x:.{digits}f}%"
-
-
-def fmt_num(x: float | None, digits: int = 3) -> str:
-    """A plain number with ``digits`` decimals."""
-    return DASH if _missing(x) else f"{x:,.{digits}f}"
-
-
-def fmt_ms(x: float | None) -> str:
-    """Milliseconds: 2 decimals from 1 ms up (1 decimal from 100 ms), 2 significant digits below 1 ms."""
-    if _missing(x):
-        return DASH
-    if math.isinf(x):
-        return "∞"
-    if abs(x) >= 100:
-        return f"{x:,.1f}"
-    if abs(x) >= 1 or x == 0:
-        return f"{x:.2f}"
-    return f"{x:#.2g}" if abs(x) >= 1e-4 else f"{x:.1e}"
-
-
-def fmt_int(x: int | float | None) -> str:
-    """A count with thousands separators."""
-    return DASH if _missing(x) else f"{int(x):,}"
-
-
-def fmt_usd(x: float | None) -> str:
-    """US dollars (the unit of ``price_per_hour``): cents from $10 up, else 3 significant digits (``$0.000267``)."""
-    if _missing(x):
-        return DASH
-    if x == 0 or abs(x) >= 10:
-        return f"${x:,.2f}"
-    decimals = min(12, max(2, 2 - math.floor(math.log10(abs(x)))))
-    return f"${x:.{decimals}f}"
-
-
-def fmt_seconds(x: float | None) -> str:
-    """Seconds with 2 decimals."""
-    return DASH if _missing(x) else f"{x:,.2f} s"
-
-
-def fmt_mb(x: float | None) -> str:
-    """Megabytes (MiB) with 1 decimal; kilobytes below 1 MB."""
-    if _missing(x):
-        return DASH
-    return f"{x:,.1f} MB" if abs(x) >= 1 or x == 0 else f"{x * 1024:,.1f} KB"
-
-
-def fmt_bytes(n: int | None) -> str:
-    if _missing(n):
-        return DASH
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1024
-    return DASH  # pragma: no cover
-
-
-def fmt_date(text: str) -> str:
-    """An ISO timestamp as ``2025-03-14 09:26 UTC`` (the original string when it does not parse)."""
-    try:
-        when = _dt.datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return text or DASH
-    if when.tzinfo is not None:
-        when = when.astimezone(_dt.timezone.utc)
-        return when.strftime("%Y-%m-%d %H:%M UTC")
-    return when.strftime("%Y-%m-%d %H:%M")
-
-
-def fmt_short(text: str | None, n: int = 12) -> str:
-    """The first ``n`` characters of a digest."""
-    return DASH if not text else text[:n]
-
-
-def fmt_json(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def fmt_compact_json(value: Any) -> str:
-    """JSON on one line (for the recipe details the report has no layout for)."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str, separators=(", ", ": "))
-
-
-MINUS = "\u2212"
-
-
-def fmt_signed(x: float | None, digits: int = 2) -> str:
-    """A signed number with a real minus sign: ``-0.375 -> "−0.38"``, ``0.1 -> "+0.10"``, zero unsigned."""
-    if _missing(x):
-        return DASH
-    text = f"{abs(x):,.{digits}f}"
-    if float(text.replace(",", "")) == 0:
-        return text
-    return (MINUS if x < 0 else "+") + text
-
-
-def fmt_pts(x: float | None, digits: int = 2, *, signed: bool = True) -> str:
-    """A difference of two fractions in percentage points: ``-0.00375 -> "−0.38 pts"``."""
-    if _missing(x):
-        return DASH
-    text = fmt_signed(100 * x, digits)
-    if not signed:
-        text = text.lstrip("+")
-    return f"{text} pts"
-
-
-def fmt_sig(x: float | None, digits: int = 3) -> str:
-    """A number with ``digits`` significant digits (``0.0183``, ``2.4e-06``)."""
-    if _missing(x):
-        return DASH
-    return f"{x:.{digits}g}"
-
-
-def fmt_times(x: float | None) -> str:
-    """A ratio as a factor: ``3.333 -> "3.3×"``, ``781.1 -> "781×"``."""
-    if _missing(x) or math.isinf(x):
-        return DASH
-    return f"{x:,.1f}×" if x < 10 else f"{x:,.0f}×"
-
-
-def size_ratio_text(size: int | None, source_size: int | None) -> str:
-    """A file size against the source's: ``"3.9× smaller"``, ``"1.3× larger"``, ``"same size"`` (within 5%)."""
-    if _missing(size) or _missing(source_size) or not size or not source_size:
-        return DASH
-    ratio = source_size / size
-    if abs(ratio - 1) < 0.05:
-        return "same size"
-    return f"{ratio:,.1f}× smaller" if ratio > 1 else f"{1 / ratio:,.1f}× larger"
 
 
 @functools.cache
@@ -344,7 +198,7 @@ def _latency_at(e: Evaluation, target: str, batch: int) -> LatencyStats | None:
 
 def _best(values: Sequence[float | None], *, higher: bool) -> set[int]:
     """Indices holding the best value (only meaningful when there is more than one row)."""
-    finite = [(i, v) for i, v in enumerate(values) if not _missing(v) and math.isfinite(v)]
+    finite = [(i, v) for i, v in enumerate(values) if not is_missing(v) and math.isfinite(v)]
     if len(values) < 2 or not finite:
         return set()
     best = max(v for _, v in finite) if higher else min(v for _, v in finite)
@@ -395,7 +249,7 @@ def _efficiency_view(result: RunResult, e: Evaluation) -> list[dict[str, Any]]:
 
 def _budget(f: Efficiency, target: Target | None) -> dict[str, str]:
     budget = target.memory_budget_mb if target is not None else None
-    if f.within_memory_budget is None or _missing(budget):
+    if f.within_memory_budget is None or is_missing(budget):
         return {"status": "none", "text": "no memory budget", "short": "no memory budget"}
     amount = f"{budget:,.0f} MB" if float(budget).is_integer() else fmt_mb(budget)
     if f.within_memory_budget:
@@ -408,16 +262,6 @@ def _budget(f: Efficiency, target: Target | None) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 ECE_WARN = 0.01  # an ECE increase above 1 point is flagged: quantization often breaks calibration
-
-
-def _source_name(result: RunResult) -> str | None:
-    """The variant every other one is compared with: the faithfulness reference, else the one without a parent."""
-    names = [e.variant for e in result.evaluations] + [v.name for v in result.variants]
-    for e in result.evaluations:
-        if e.faithfulness is not None and e.faithfulness.reference in names:
-            return e.faithfulness.reference
-    root = next((v.name for v in result.variants if v.parent is None), None)
-    return root or (names[0] if names else None)
 
 
 def _tolerance_limits(config: dict[str, Any]) -> dict[str, float]:
@@ -441,7 +285,7 @@ def _optimization(
     names = list(dict.fromkeys([*evaluations, *records]))
     if len(names) < 2:
         return None
-    source = _source_name(result)
+    source = result.source.name if result.source else None
     src_eval, src_record = evaluations.get(source or ""), records.get(source or "")
     src_size = src_record.size_bytes if src_record else None
     level = next((e.faithfulness.accuracy_delta.level for e in result.evaluations if e.faithfulness), 0.95)
@@ -800,7 +644,7 @@ def _audit_view(result: RunResult, figure: Any) -> dict[str, Any] | None:
             }
         )
     blocked = next((c for c in a.checks if c.name == "scan" and c.details.get("blocked")), None)
-    from deployable.report.cards import missing_card_fields
+    from deployable.report.dataset_card import missing_card_fields
 
     overlap = any(s.n_exact + s.n_near and s.accuracy is not None for s in a.leakage)
     return {
@@ -835,7 +679,7 @@ def _view(result: RunResult, extra: tuple[ReportSection, ...]) -> dict[str, Any]
             raise ValueError(f"ReportSection {s.id!r}: the id is already used in the report; choose another")
         taken.add(s.id)
     columns = _summary_batches(result.targets, result.evaluations)
-    source = _source_name(result)
+    source = result.source.name if result.source else None
     source_rob = next((e.robustness for e in result.evaluations if e.variant == source), None)
     limits = _tolerance_limits(result.config)
     variants = []

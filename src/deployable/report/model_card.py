@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deployable.core.records import SEVERITIES, AttackResult, Evaluation, RunResult, Variant
-from deployable.report.html import (
+from deployable.core.records import SEVERITIES, AttackResult, Evaluation, RunResult
+from deployable.report._format import (
     DASH,
+    atomic_write_text,
+    card_config,
     fmt_bytes,
     fmt_int,
     fmt_mb,
@@ -31,6 +33,7 @@ from deployable.report.html import (
     fmt_pts,
     fmt_sig,
     fmt_usd,
+    md_cell,
 )
 
 __all__ = ["missing_model_card_fields", "model_card", "write_model_card"]
@@ -85,7 +88,7 @@ def model_card(result: RunResult) -> str:
 
     info = result.dataset
     eval_results = _eval_results(result)
-    language = _card_config(result).get("language") or None
+    language = card_config(result).get("language") or None
     metadata = ModelCardData(
         model_name=result.name if eval_results else None,
         eval_results=eval_results or None,
@@ -119,7 +122,6 @@ def model_card(result: RunResult) -> str:
 
 def write_model_card(result: RunResult, path: Path) -> Path:
     """Write :func:`model_card` to ``path`` atomically (a reader never sees half a card)."""
-    from deployable.report.html import atomic_write_text
 
     return atomic_write_text(Path(path), model_card(result))
 
@@ -178,15 +180,11 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x)
 
 
-def _card_config(result: RunResult) -> dict[str, Any]:
-    return dict((result.config.get("data") or {}).get("card") or {})
-
-
 def _model_type(result: RunResult) -> str:
     model = result.config.get("model") or {}
     if model.get("type"):
         return str(model["type"])
-    source = _source_variant(result)
+    source = result.source
     return source.kind if source else ""
 
 
@@ -194,31 +192,11 @@ def _task_name(modality: str) -> str:
     return f"{modality.capitalize()} classification"
 
 
-def _source_variant(result: RunResult) -> Variant | None:
-    return next((v for v in result.variants if v.parent is None), result.variants[0] if result.variants else None)
-
-
-def _reference(result: RunResult) -> Evaluation | None:
-    """The evaluation the card's summary lines speak of: the source model's (the one every variant derives from)."""
-    if not result.evaluations:
-        return None
-    evaluated = {e.variant: e for e in result.evaluations}
-    for v in result.variants:
-        if v.parent is None and v.name in evaluated:
-            return evaluated[v.name]
-    return result.evaluations[0]
-
-
-def _cell(value: Any) -> str:
-    """Text safe inside a Markdown table cell."""
-    return str(value).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:
     """A Markdown table; the columns at ``right`` are right-aligned (numbers)."""
     align = ["---:" if i in right else "---" for i in range(len(header))]
-    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(md_cell(h) for h in header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -417,8 +395,8 @@ def _tolerance_text(check: Any) -> str:
 
 def _intended_use(result: RunResult) -> str:
     info = result.dataset
-    card = _card_config(result)
-    ref = _reference(result)
+    card = card_config(result)
+    ref = result.reference
     language = card.get("language")
     test = ref.split if ref else (result.config.get("evaluate") or {}).get("test_split", "test")
     n_test = next((s.n for s in info.splits if s.name == test), None)
@@ -457,8 +435,8 @@ def _intended_use(result: RunResult) -> str:
 
 def _out_of_scope(result: RunResult) -> str:
     info = result.dataset
-    language = _card_config(result).get("language")
-    ref = _reference(result)
+    language = card_config(result).get("language")
+    ref = result.reference
     items = [
         f"Inputs that belong to none of the {len(info.label_names)} classes: the model still answers one of them."
         + (
@@ -913,7 +891,7 @@ def _data(result: RunResult) -> str:
 
 def _limitations(result: RunResult) -> str:
     items: list[str] = []
-    ref = _reference(result)
+    ref = result.reference
     if ref is None:
         items.append("No variant was evaluated: nothing in this run measures the model's quality.")
     else:

@@ -20,8 +20,19 @@ from pathlib import Path
 
 import jinja2
 
-from deployable.core.records import SEVERITIES, AttackResult, Efficiency, Evaluation, RunResult
-from deployable.report.html import fmt_int, fmt_mb, fmt_ms, fmt_num, fmt_pct, fmt_pts, fmt_sig, fmt_usd
+from deployable.core.records import SEVERITIES, AttackResult, Efficiency, RunResult
+from deployable.report._format import (
+    atomic_write_text,
+    fmt_int,
+    fmt_mb,
+    fmt_ms,
+    fmt_num,
+    fmt_pct,
+    fmt_pts,
+    fmt_sig,
+    fmt_usd,
+    md_cell,
+)
 
 __all__ = [
     "AI_RMF_SUBCATEGORIES",
@@ -374,15 +385,6 @@ def _q(name: str) -> str:
     return f"`{name}`"
 
 
-def _reference(result: RunResult) -> Evaluation | None:
-    """The source model's evaluation (the one every variant derives from), else the first."""
-    evaluated = {e.variant: e for e in result.evaluations}
-    for v in result.variants:
-        if v.parent is None and v.name in evaluated:
-            return evaluated[v.name]
-    return result.evaluations[0] if result.evaluations else None
-
-
 def _ev_task(result: RunResult) -> _Evidence:
     info = result.dataset
     model_type = (result.config.get("model") or {}).get("type") or (result.variants[0].kind if result.variants else "?")
@@ -522,7 +524,7 @@ def _ev_quality(result: RunResult) -> _Evidence:
 
 
 def _ev_slices(result: RunResult) -> _Evidence:
-    ref = _reference(result)
+    ref = result.reference
     if ref is None or not ref.slices:
         return _absent("slices", "no slice columns" if ref is not None else "no variant was evaluated")
     overall = ref.quality.accuracy
@@ -819,10 +821,6 @@ _COLLECTORS: dict[str, Callable[[RunResult], _Evidence | None]] = {
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
 def _sort_key(subcategory: str) -> tuple[int, ...]:
     """``MEASURE 2.10`` after ``MEASURE 2.9``."""
     function, number = subcategory.split(" ")
@@ -875,9 +873,9 @@ def rmf_map(result: RunResult) -> str:
             {
                 # the title once per subcategory: its further rows are read as continuing it
                 "subcategory": f"**{link.subcategory}**" + (f" {_title(link.subcategory)}" if first else ""),
-                "evidence": _cell(f"{EVIDENCE_KINDS[link.evidence][0]}: {ev.text}"),
-                "why": _cell(link.why),
-                "where": _cell(ev.where),
+                "evidence": md_cell(f"{EVIDENCE_KINDS[link.evidence][0]}: {ev.text}"),
+                "why": md_cell(link.why),
+                "where": md_cell(ev.where),
                 "status": "**missing**" if status == "missing" else status,
             }
         )
@@ -923,6 +921,5 @@ def _gap_text(result: RunResult, subcategory: str, close: str) -> str:
 
 def write_rmf(result: RunResult, path: Path) -> Path:
     """Write :func:`rmf_map` to ``path`` atomically."""
-    from deployable.report.html import atomic_write_text
 
     return atomic_write_text(Path(path), rmf_map(result))

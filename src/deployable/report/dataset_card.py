@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deployable.core.records import SEVERITIES, RunResult
+from deployable.report._format import atomic_write_text, card_config
 
 __all__ = ["dataset_card", "missing_card_fields", "write_dataset_card"]
 
@@ -35,13 +36,9 @@ def _size_category(n: int) -> str:
     return "1M<n<10M" if n < 10_000_000 else "n>10M"
 
 
-def _card_config(result: RunResult) -> dict[str, Any]:
-    return dict((result.config.get("data") or {}).get("card") or {})
-
-
 def missing_card_fields(result: RunResult) -> list[tuple[str, str]]:
     """``(key under data.card, what it is)`` for every field a dataset card needs that the config leaves empty."""
-    card = _card_config(result)
+    card = card_config(result)
     return [(k, what) for k, what in REQUIRED_FIELDS.items() if not card.get(k)]
 
 
@@ -49,7 +46,7 @@ def dataset_card(result: RunResult) -> str:
     """The dataset card of a run as Markdown with YAML metadata."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    card = _card_config(result)
+    card = card_config(result)
     info = result.dataset
     total = sum(s.n for s in info.splits)
     metadata = DatasetCardData(
@@ -125,6 +122,5 @@ def dataset_card(result: RunResult) -> str:
 
 def write_dataset_card(result: RunResult, path: Path) -> Path:
     """Write :func:`dataset_card` to ``path`` atomically."""
-    from deployable.report.html import atomic_write_text
 
     return atomic_write_text(Path(path), dataset_card(result))
