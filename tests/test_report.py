@@ -31,6 +31,7 @@ from deployable.core.records import RunResult
 from deployable.report import ReportSection, plots, render_report, write_report, write_results_json
 from deployable.report import _format as report_format
 from deployable.report import html as report_html
+from deployable.report.plots import _svg
 
 SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -607,7 +608,7 @@ def test_latency_plot_geometry(result: RunResult) -> None:
     [(0, 1, 5), (0, 145, 2), (0, 2044.7, 5), (0.003, 0.0171, 4), (-3.2, 7.9, 6), (5, 5, 4), (0, 1, 1)],
 )
 def test_nice_ticks(lo: float, hi: float, n: int) -> None:
-    ticks = plots._nice_ticks(lo, hi, n)
+    ticks = _svg._nice_ticks(lo, hi, n)
     assert ticks[0] <= lo and ticks[-1] >= hi  # they span the range
     assert 2 <= len(ticks) <= n + 2
     steps = {round(b - a, 12) for a, b in itertools.pairwise(ticks)}
@@ -619,9 +620,9 @@ def test_nice_ticks(lo: float, hi: float, n: int) -> None:
 
 
 def test_nice_ticks_of_unit_range_and_non_finite() -> None:
-    assert plots._nice_ticks(0, 1, 5) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    assert plots._nice_ticks(0, math.nan, 5) == []
-    assert plots._nice_ticks(-math.inf, 1, 5) == []
+    assert _svg._nice_ticks(0, 1, 5) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert _svg._nice_ticks(0, math.nan, 5) == []
+    assert _svg._nice_ticks(-math.inf, 1, 5) == []
 
 
 def test_scope_ids_prefixes_ids_and_references() -> None:

@@ -1,0 +1,251 @@
+"""The gate stage: policy checks, the paired comparison with production, and the variant chosen per target.
+
+A variant passes when none of its critical checks FAILs or ERRORs; every comparison with the baseline (overall and
+per slice) is a check too: PASS when the paired interval shows the candidate no worse than the margin, FAIL when it
+shows it worse, and INCONCLUSIVE (a WARN, or a FAIL when ``policy.comparison.inconclusive: fail``) otherwise. For each
+target the cheapest passing variant is chosen (latency at the target's smallest batch, then file size); the verdict
+is PASS when every target has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deployable.config import PolicyConfig, Project
+from deployable.core.errors import ConfigError, DeployableError, did_you_mean
+from deployable.core.records import CheckResult, Comparison, RunResult, Verdict
+from deployable.gate.select import select
+
+
+@dataclass
+class Baseline:
+    """The production model's results on the test split.
+
+    Attributes:
+        name: how reports call it.
+        correct: bool (N,), whether it got each test sample right, in the test split's order.
+        metrics: its flat metrics from a previous run (for relative checks).
+        variant, evaluation: or its record and evaluation on this run's test split (a model baseline).
+    """
+
+    name: str
+    correct: np.ndarray
+    metrics: dict[str, float] | None = None
+    variant: Any = None
+    evaluation: Any = None
+
+    def metrics_in(self, result: RunResult) -> dict[str, float] | None:
+        """Its flat metrics; a model baseline's are read like a variant of ``result`` (without the run's audit)."""
+        if self.metrics is not None or self.evaluation is None:
+            return self.metrics
+        from deployable.gate.policy import variant_metrics
+
+        alone = result.replace(variants=(self.variant,), evaluations=(self.evaluation,), audit=None)
+        return variant_metrics(alone, self.variant.name)
+
+
+def load_baseline(project: Project, dataset: Any, store: Any, *, progress: Any = None) -> Baseline | None:
+    """The baseline the config names: a previous run folder's predictions, or a model run on the test split."""
+    cfg = project.policy.baseline
+    if cfg is None:
+        return None
+    split = dataset.split(project.evaluate.test_split)
+    name = cfg.name or "production"
+    if cfg.run is not None:
+        return _baseline_from_run(project.path(cfg.run), cfg.variant, split, dataset.label_names, name)
+    return _baseline_from_model(project, cfg.model or {}, split, dataset, store, name, progress)
+
+
+def _baseline_from_run(folder: Path, variant: str, split: Any, label_names: Any, name: str) -> Baseline:
+    import pandas as pd
+
+    from deployable.gate.policy import variant_metrics
+
+    if not (folder / "results.json").is_file():
+        raise ConfigError(
+            f"policy.baseline.run: '{folder}' is not a run folder (no results.json)",
+            hint="point it at the folder a previous 'deployable run --out' wrote",
+        )
+    previous = RunResult.load(folder)
+    names = [v.name for v in previous.variants]
+    if variant not in names:
+        raise ConfigError(f"policy.baseline.variant: the run in '{folder}' has no variant '{variant}'",
+                          hint=did_you_mean(variant, names))  # fmt: skip
+    path = folder / "predictions" / f"{variant}.parquet"
+    if not path.is_file():
+        raise ConfigError(f"policy.baseline.run: '{path}' is missing (the run was made without its predictions)")
+    frame = pd.read_parquet(path, columns=["id", "label", "predicted"])
+    by_id = dict(zip(frame["id"].astype(str), frame["predicted"].astype(str), strict=True))
+    ids = split.ids.astype(str)
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise DeployableError(
+            f"policy.baseline.run: the baseline's predictions lack {len(missing)} of {len(ids)} '{split.name}' samples "
+            f"(e.g. '{missing[0]}')",
+            hint="compare on the same test split: rerun the baseline on this data",
+        )
+    truth = np.asarray(label_names, dtype=object)[split.labels]
+    predicted = np.array([by_id[i] for i in ids], dtype=object)
+    return Baseline(name=name, correct=predicted == truth, metrics=variant_metrics(previous, variant))
+
+
+def _baseline_from_model(
+    project: Project, section: dict[str, Any], split: Any, dataset: Any, store: Any, name: str, progress: Any
+) -> Baseline:
+    from pydantic import TypeAdapter, ValidationError
+
+    from deployable.audit.guard import scan_model
+    from deployable.config import ModelConfig
+    from deployable.evaluation.predict import predict
+    from deployable.models.sources import load_predictor, resolve_spec
+
+    try:
+        model = TypeAdapter(ModelConfig).validate_python(section)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"policy.baseline.model.{where}: {first['msg']}") from exc
+    spec = resolve_spec(model.model_dump(), Path(project.base_dir))
+    scan_model(spec)  # the baseline is loaded too, so it is scanned first
+    predictor = load_predictor(spec)
+    out = predict(predictor, split, store, batch_size=project.evaluate.batch_size, progress=progress, label="baseline")
+    correct = out.logits.argmax(axis=1) == split.labels
+    variant, evaluation = _model_evaluation(project, predictor, dataset, store, progress)
+    return Baseline(name=name, correct=correct, variant=variant, evaluation=evaluation)
+
+
+def _model_evaluation(project: Project, predictor: Any, dataset: Any, store: Any, progress: Any) -> tuple[Any, Any]:
+    """The baseline model's quality, calibration and slices (for relative checks), from stored predictions.
+
+    Efficiency, robustness, attacks and OOD are not measured for the baseline: relative checks on them are SKIPPED.
+    """
+    from deployable.evaluation.runner import evaluate_variant
+    from deployable.models import source_variant
+
+    parts = ("efficiency", "robustness", "adversarial", "ood")
+    off = {name: getattr(project.evaluate, name).model_copy(update={"enabled": False}) for name in parts}
+    cfg = project.evaluate.model_copy(update=off)
+    variant = source_variant(predictor, name="baseline")
+    return variant, evaluate_variant(variant, predictor, dataset, cfg, store, targets=[], progress=progress)
+
+
+def _groups(split: Any, label_names: Any = None) -> dict[str, np.ndarray]:
+    """Slice groups ``<column>=<value>`` and, with ``label_names``, class groups ``class=<name>``."""
+    groups = {}
+    if label_names is not None:
+        for i, name in enumerate(label_names):
+            groups[f"class={name}"] = split.labels == i
+    for column, values in split.slices.items():
+        values = np.asarray(values).astype(str)
+        for value in np.unique(values):
+            groups[f"{column}={value}"] = values == value
+    return groups
+
+
+def _comparison_check(c: Comparison, policy: PolicyConfig, baseline: str) -> CheckResult:
+    name = f"accuracy vs {baseline}" + ("" if c.group == "overall" else f" ({c.group})")
+    d = c.difference
+    text = (
+        f"{c.candidate_accuracy:.1%} vs {c.baseline_accuracy:.1%} on {c.n} samples, difference "
+        f"{d.value * 100:+.1f} points [{d.low * 100:+.1f}, {d.high * 100:+.1f}] (margin {c.margin * 100:.1f}), "
+        f"{c.worse} worse / {c.better} better, McNemar p={c.p_value:.3g}"
+    )
+    if c.outcome == "PASS":
+        status, message = "PASS", f"no worse than the margin: {text}"
+    elif c.outcome == "FAIL":
+        status, message = "FAIL", f"worse than the margin: {text}"
+    else:
+        status = "FAIL" if policy.comparison.inconclusive == "fail" else "WARN"
+        need = f"; about {c.n_needed:,} samples would decide it" if c.n_needed else ""
+        message = f"inconclusive: {text}{need}"
+    return CheckResult(
+        name=name,
+        status=status,
+        critical=True,
+        message=message,
+        variant=c.variant,
+        metric=_group_metric(c.group),
+        value=c.candidate_accuracy,
+        threshold=-c.margin,
+        baseline_value=c.baseline_accuracy,
+        details={"group": c.group, "outcome": c.outcome, "p_adjusted": c.p_adjusted, "n_needed": c.n_needed},
+    )
+
+
+def _group_metric(group: str) -> str:
+    if group == "overall":
+        return "quality.accuracy"
+    column, _, value = group.partition("=")
+    return f"quality.per_class.{value}.recall" if column == "class" else f"slices.{column}.{value}.accuracy"
+
+
+def gate(
+    result: RunResult,
+    policy: PolicyConfig,
+    *,
+    baseline: Baseline | None = None,
+    split: Any = None,
+    correct: dict[str, np.ndarray] | None = None,
+) -> Verdict:
+    """Judge every candidate variant of a run and choose one per target.
+
+    Args:
+        result: the run (evaluations, audit).
+        policy: the ``policy`` section.
+        baseline: the production model's results on the test split, or None (no comparison).
+        split: the test split (its slices define the comparison's groups); needed with a baseline.
+        correct: variant -> bool (N,) whether it got each test sample right (from the prediction store); needed
+            with a baseline.
+
+    Returns:
+        The :class:`Verdict`.
+    """
+    from deployable.gate.policy import evaluate_checks
+    from deployable.gate.stats import compare
+
+    status = {v.name: v.status for v in result.variants}
+    evaluated = [e.variant for e in result.evaluations]
+    if policy.variants is not None:
+        unknown = [v for v in policy.variants if v not in evaluated]
+        if unknown:
+            raise ConfigError(f"policy.variants: no variant '{unknown[0]}' in this run",
+                              hint=did_you_mean(unknown[0], evaluated))  # fmt: skip
+    candidates = [
+        v for v in (policy.variants or evaluated) if status.get(v) != "rejected"
+    ]  # rejected: outside the optimization tolerance
+    checks: list[CheckResult] = []
+    comparisons: list[Comparison] = []
+    names = result.dataset.label_names if policy.comparison.per_class else None
+    groups = _groups(split, names) if split is not None else {}
+    baseline_metrics = baseline.metrics_in(result) if baseline else None
+    for variant in candidates:
+        checks += evaluate_checks(result, policy, variant, baseline=baseline_metrics)
+        if baseline is not None:
+            if correct is None or variant not in correct:
+                raise ValueError(f"gate: no per-sample results of variant '{variant}' to compare with the baseline")
+            found = compare(variant, correct[variant], baseline.correct, groups, policy.comparison)
+            comparisons += found
+            checks += [_comparison_check(c, policy, baseline.name) for c in found]
+    failing = {c.variant for c in checks if c.critical and c.status in ("FAIL", "ERROR")}
+    run_level_fail = any(c.variant is None and c.critical and c.status in ("FAIL", "ERROR") for c in checks)
+    passing = [] if run_level_fail else [v for v in candidates if v not in failing]
+    selections = select(result, passing)
+    reasons = []
+    for s in selections:
+        if s.variant is None:
+            reasons.append(f"{s.target}: no variant passes every critical check")
+    for c in checks:
+        if c.critical and c.status in ("FAIL", "ERROR"):
+            reasons.append(f"{c.variant or 'run'}: {c.name}: {c.message}")
+    return Verdict(
+        status="PASS" if selections and all(s.variant for s in selections) else "FAIL",
+        checks=tuple(checks),
+        comparisons=tuple(comparisons),
+        selections=tuple(selections),
+        baseline=baseline.name if baseline else None,
+        reasons=tuple(reasons),
+    )
