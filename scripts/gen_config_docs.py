@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from deployable.config import BUILTIN_TARGETS, Project
+from deployable.core.plugins import plugin_configs
 
 INTRO = """# `deployable.yaml` reference
 
@@ -41,7 +43,13 @@ targets: [edge-cpu, cloud-cpu, {name: arm-box, threads: 4, batch_sizes: [1, 8], 
 """
 
 
-def _type(annotation: Any) -> str:
+def _type(annotation: Any, metadata: Any = ()) -> str:
+    from deployable.config import _section_in
+
+    section = _section_in(annotation, metadata)
+    if section is not None:  # validated by the plugin its tag names: list the registered ones
+        one = f"mapping with `{section.tag}`: {', '.join(section.members())}"
+        return f"list of names or mappings with `{section.tag}`" if typing.get_origin(annotation) is list else one
     text = repr(annotation).replace("typing.", "").replace("deployable.config.", "")
     for noise in ("<class '", "'>"):
         text = text.replace(noise, "")
@@ -64,7 +72,7 @@ def _section(title: str, model: type[BaseModel], prefix: str, lines: list[str]) 
         else:
             default = f"`{json.dumps(field.default)}`"
         desc = (field.description or "").replace("|", "\\|")
-        kind = _type(field.annotation).replace("|", "\\|")
+        kind = _type(field.annotation, field.metadata).replace("|", "\\|")
         lines.append(f"| `{name}` | {kind} | {default} | {desc} |")
     lines.append("")
 
@@ -75,8 +83,7 @@ def render() -> str:
     lines = [INTRO]
     _section("Top level", Project, "", lines)
     _section("`prepare` steps", c.PrepareStep, "prepare", lines)
-    for model in (c.TransformersModel, c.SentenceTransformersModel, c.PyTorchModel, c.TorchScriptModel, c.OnnxModel):
-        kind = model.model_fields["type"].annotation.__args__[0]
+    for kind, model in plugin_configs("model").items():
         _section(f"`model` with `type: {kind}`", model, "model", lines)
     _section("`data`", c.DataConfig, "data", lines)
     _section("`data.slices` entries that bin a column", c.BinnedSlice, "data.slices", lines)
@@ -95,8 +102,7 @@ def render() -> str:
     _section("`optimize`", c.OptimizeConfig, "optimize", lines)
     _section("`optimize.tolerance`", c.Tolerance, "optimize.tolerance", lines)
     lines += ["Each entry of `optimize.recipes` is a recipe name, or a mapping with `recipe` and its options:", ""]
-    for model in c.RECIPE_MODELS:
-        kind = model.model_fields["recipe"].annotation.__args__[0]
+    for kind, model in plugin_configs("recipe").items():
         _section(f"`optimize.recipes` entry with `recipe: {kind}`", model, "optimize.recipes", lines)
     _section("`evaluate`", c.EvaluateConfig, "evaluate", lines)
     _section("`evaluate.efficiency`", c.EfficiencyConfig, "evaluate.efficiency", lines)

@@ -16,7 +16,7 @@ from deployable.cli import main
 from deployable.config import AuditConfig, load_config
 from deployable.core.records import AuditResult, RunResult
 from deployable.data.dataset import Dataset, Split
-from deployable.pipeline import audit as audit_api
+from deployable.pipeline import scan_and_audit
 from deployable.pipeline import run
 
 QUICK = {
@@ -232,7 +232,7 @@ def test_audit_command_reports_findings_with_exit_codes(tabular_project: Path, c
 def test_audit_command_audits_the_data_alone_when_the_model_is_refused(tabular_project: Path):
     _write_unsafe_state_dict(tabular_project)
     config = _quick_config(tabular_project, **{"model.weights": "tiny.pt"})
-    result = audit_api(config)
+    result = scan_and_audit(config)
     assert result.variants == ()
     assert result.audit.by_check("scan")[0].severity in ("critical", "high")
     check = next(c for c in result.audit.checks if c.name == "scan")

@@ -38,9 +38,6 @@ def _context(config: Path, recipes: list, tmp: Path, **optimize_opts) -> tuple[O
 
 
 def test_recipes_are_registered() -> None:
-    from deployable.optimize import _import_recipes
-
-    _import_recipes()
     assert list_plugins("recipe") == sorted(
         ["onnx-fp32", "onnx-fused", "int8-dynamic", "int8-static", "fp16", "pruned", "distilled"]
     )

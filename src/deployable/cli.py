@@ -208,11 +208,11 @@ def audit(
     """Scan the model files and audit the data: duplicates, leakage, label errors, imbalance, outliers, poisoning."""
     from deployable.config import load_config
     from deployable.core.records import SEVERITIES
-    from deployable.pipeline import audit as audit_api
+    from deployable.pipeline import scan_and_audit
 
     if fail_on not in _FAIL_LEVELS:
         raise DeployableError(f"--fail-on: expected one of {', '.join(_FAIL_LEVELS)}, got '{fail_on}'")
-    result = audit_api(load_config(config, overrides=set_), out, progress=not quiet, console=console)
+    result = scan_and_audit(load_config(config, overrides=set_), out, progress=not quiet, console=console)
     found = result.audit
     counts = ", ".join(f"{n} {sev}" for sev, n in found.counts.items() if n) or "no findings"
     out_console.print(f"audit of {result.name}: {counts}")

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from deployable.core.errors import ConfigError, closest
+from deployable.core.plugins import list_plugins, plugin_config
 
 BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
     "edge-cpu": {
@@ -35,6 +45,79 @@ BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# plugin sections: `model` and each `optimize.recipes` entry are validated by the config model registered with the
+# plugin their tag names (core/plugins.py), so a registered plugin is accepted here and nothing lists the names twice
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class PluginSection:
+    """``Annotated`` metadata of a section whose schema is chosen by a registered plugin.
+
+    Validation looks up ``kind``/``<value of tag>`` in the plugin registry and validates the section with the config
+    model registered there (or ``fallback`` for a plugin registered without one). Errors carry the tag in their
+    location, as pydantic's tagged unions do (``model.onnx.path``), and an unknown tag lists the registered names.
+    """
+
+    def __init__(self, kind: str, tag: str, fallback: type[BaseModel]) -> None:
+        self.kind, self.tag, self.fallback = kind, tag, fallback
+
+    def members(self) -> dict[str, type[BaseModel]]:
+        """Registered name -> config model, for every plugin of this kind."""
+        return {name: plugin_config(self.kind, name) or self.fallback for name in list_plugins(self.kind)}
+
+    def validate(self, value: Any, handler: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return value
+        if not isinstance(value, dict):
+            raise PydanticCustomError("dict_type", "Input should be a mapping")
+        if self.tag not in value:
+            raise PydanticCustomError(
+                "union_tag_not_found", "Unable to extract tag using discriminator '{discriminator}'",
+                {"discriminator": f"'{self.tag}'"},
+            )  # fmt: skip
+        name = value[self.tag]
+        members = self.members()
+        if not isinstance(name, str) or name not in members:
+            raise PydanticCustomError(
+                "union_tag_invalid",
+                "Input tag '{tag}' found using '{discriminator}' does not match any of the expected tags: "
+                "{expected_tags}",
+                {"tag": str(name), "discriminator": f"'{self.tag}'", "expected_tags": ", ".join(map(repr, members))},
+            )
+        try:
+            return members[name].model_validate(value)
+        except ValidationError as exc:  # re-raised with the tag in each location, as a tagged union reports it
+            raise ValidationError.from_exception_data(
+                exc.title,
+                [
+                    {
+                        "type": e["type"],
+                        "loc": (name, *e["loc"]),
+                        "input": e["input"],
+                        **({"ctx": e["ctx"]} if "ctx" in e else {}),
+                    }
+                    for e in exc.errors(include_url=False)
+                ],
+            ) from None
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        from pydantic import TypeAdapter
+
+        options = [TypeAdapter(m).json_schema() for m in dict.fromkeys(self.members().values())]
+        return {"oneOf": options, "discriminator": {"propertyName": self.tag}}
+
+
+def _line_error(e: dict[str, Any]) -> Any:
+    """A reported error as pydantic takes it back (``msg`` and ``url`` are derived from the type)."""
+    return {k: e[k] for k in ("type", "loc", "input", "ctx") if k in e}
+
+
+def _plugin_section(kind: str, tag: str, fallback: type[BaseModel]) -> Any:
+    section = PluginSection(kind, tag, fallback)
+    return Annotated[fallback, WrapValidator(section.validate), section]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -104,10 +187,14 @@ class OnnxModel(_Model):
     head: str | None = Field(None, description="safetensors head applied after pooling (encoder-only graphs)")
 
 
-ModelConfig = Annotated[
-    TransformersModel | SentenceTransformersModel | PyTorchModel | TorchScriptModel | OnnxModel,
-    Field(discriminator="type"),
-]
+class PluginModel(_Model):
+    """The section of a model plugin registered without a config model of its own: its keys go to the factory."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str
+
+
+ModelConfig = _plugin_section("model", "type", PluginModel)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -317,6 +404,9 @@ class Tolerance(_Strict):
 
 
 class _Recipe(_Strict):
+    # what the recipe transforms: an ONNX graph ("onnx"), a torch model ("torch"), or whatever its parent is ("any")
+    input_kind: ClassVar[Literal["onnx", "torch", "any"]] = "any"
+
     name: str | None = Field(None, description="variant name; default: the recipe name")
     parent: str | None = Field(None, description="variant to start from; default: the recipe's natural parent")
 
@@ -324,11 +414,15 @@ class _Recipe(_Strict):
 class OnnxFp32Recipe(_Recipe):
     """Export to ONNX (dynamic batch and sequence axes), checked for parity with the source on real inputs."""
 
+    input_kind: ClassVar[Literal["onnx", "torch", "any"]] = "torch"
+
     recipe: Literal["onnx-fp32"]
 
 
 class OnnxFusedRecipe(_Recipe):
     """onnxruntime graph optimizations, with the transformer fusions (attention, layer norm, GELU) where they apply."""
+
+    input_kind: ClassVar[Literal["onnx", "torch", "any"]] = "onnx"
 
     recipe: Literal["onnx-fused"]
     level: Literal["basic", "extended"] = Field(
@@ -340,6 +434,8 @@ class OnnxFusedRecipe(_Recipe):
 
 class _Int8Recipe(_Recipe):
     """Options both INT8 recipes share."""
+
+    input_kind: ClassVar[Literal["onnx", "torch", "any"]] = "onnx"
 
     per_channel: bool = Field(True, description="one weight scale per output channel (False: one per tensor)")
     search: bool = Field(True, description="fall back the most sensitive nodes to float until within tolerance")
@@ -371,11 +467,15 @@ class Int8StaticRecipe(_Int8Recipe):
 class Fp16Recipe(_Recipe):
     """FP16 weights and compute; helps on GPUs and recent ARM CPUs, rarely on x86 CPUs (the report says so)."""
 
+    input_kind: ClassVar[Literal["onnx", "torch", "any"]] = "onnx"
+
     recipe: Literal["fp16"]
 
 
 class PrunedRecipe(_Recipe):
     """Pruning with torch's utilities, then a short fine-tune on the train split against the source's soft labels."""
+
+    input_kind: ClassVar[Literal["onnx", "torch", "any"]] = "torch"
 
     recipe: Literal["pruned"]
     method: Literal["magnitude", "structured"] = Field(
@@ -389,6 +489,8 @@ class PrunedRecipe(_Recipe):
 class DistilledRecipe(_Recipe):
     """A smaller student (for transformers, a subset of layers) trained on the source's soft labels."""
 
+    input_kind: ClassVar[Literal["onnx", "torch", "any"]] = "torch"
+
     recipe: Literal["distilled"]
     layers: list[int] | None = Field(None, description="encoder layers the student keeps; default: every other one")
     epochs: int = Field(4, ge=1, description="training epochs on the train split")
@@ -396,25 +498,14 @@ class DistilledRecipe(_Recipe):
     temperature: float = Field(2.0, gt=0, description="softening temperature of the teacher's labels")
 
 
-RecipeConfig = Annotated[
-    OnnxFp32Recipe
-    | OnnxFusedRecipe
-    | Int8DynamicRecipe
-    | Int8StaticRecipe
-    | Fp16Recipe
-    | PrunedRecipe
-    | DistilledRecipe,
-    Field(discriminator="recipe"),
-]
-RECIPE_MODELS = (
-    OnnxFp32Recipe,
-    OnnxFusedRecipe,
-    Int8DynamicRecipe,
-    Int8StaticRecipe,
-    Fp16Recipe,
-    PrunedRecipe,
-    DistilledRecipe,
-)
+class PluginRecipe(_Recipe):
+    """An entry of a recipe plugin registered without a config model of its own: its keys go to the recipe."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    recipe: str
+
+
+RecipeConfig = _plugin_section("recipe", "recipe", PluginRecipe)
 
 
 class OptimizeConfig(_Strict):
@@ -824,13 +915,8 @@ def _explain(label: str, exc: ValidationError) -> str:
 
 
 def _union_tags() -> set[str]:
-    """Discriminator values pydantic puts in error locations of tagged unions (model.onnx.path -> model.path)."""
-    tags = {"str", "TargetConfig", "BinnedSlice"}
-    for union in (ModelConfig, RecipeConfig):
-        for member in typing.get_args(typing.get_args(union)[0]):
-            field = member.model_fields.get("type") or member.model_fields.get("recipe")
-            tags.update(typing.get_args(field.annotation))
-    return tags
+    """Tags pydantic and the plugin sections put in error locations (model.onnx.path -> model.path)."""
+    return {"str", "TargetConfig", "BinnedSlice", *list_plugins("model"), *list_plugins("recipe")}
 
 
 def _model_at(loc: list[str]) -> type[BaseModel] | None:
@@ -846,6 +932,15 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
         field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
         if field is None:
             return None
+        section = _section_in(field.annotation, field.metadata)
+        if section is not None:  # the next part (after a list index) is the plugin's tag
+            if i < len(parts) and parts[i].isdigit():
+                i += 1
+            if i >= len(parts) or parts[i] not in section.members():
+                return section.fallback
+            model = section.members()[parts[i]]
+            i += 1
+            continue
         members = _models_in(field.annotation)
         if not members:
             return None
@@ -860,6 +955,18 @@ def _model_at(loc: list[str]) -> type[BaseModel] | None:
                     parts.remove(nxt)
                     break
     return model
+
+
+def _section_in(annotation: Any, metadata: list[Any] = ()) -> PluginSection | None:  # type: ignore[assignment]
+    """The plugin section an annotation (or a list of it) is validated by, if any."""
+    for m in [*metadata, *getattr(annotation, "__metadata__", ())]:
+        if isinstance(m, PluginSection):
+            return m
+    for arg in typing.get_args(annotation):
+        found = _section_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:

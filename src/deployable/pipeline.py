@@ -118,7 +118,7 @@ def run(
             variants = [variant]
             predictors = {variant.name: predictor}
             t = time.perf_counter()
-            audit = _with_scan(run_audit(project, dataset, predictor, store, progress=bar), scan)
+            audit = _with_scan(_audit_stage(project, dataset, predictor, store, progress=bar), scan)
             timings["audit"] = time.perf_counter() - t
             baseline = None  # loaded before the long work, so a wrong baseline fails fast
             if project.policy.baseline is not None:
@@ -249,7 +249,7 @@ def _record(
     )
 
 
-def run_audit(project: Project, dataset: Any, predictor: Any, store: Any, *, progress: Any = None) -> AuditResult:
+def _audit_stage(project: Project, dataset: Any, predictor: Any, store: Any, *, progress: Any = None) -> AuditResult:
     """The data audit of a run (the model's outputs on every split come from, or go into, the store).
 
     ``predictor`` None audits the data alone (the model was refused by the scan).
@@ -266,7 +266,7 @@ def run_audit(project: Project, dataset: Any, predictor: Any, store: Any, *, pro
     return audit_dataset(dataset, project.audit, outputs=outputs, progress=progress)
 
 
-def audit(
+def scan_and_audit(
     config: str | Path | dict[str, Any] | Project,
     out: str | Path | None = None,
     *,
@@ -287,7 +287,7 @@ def audit(
     store = PredictionStore(project.path(project.cache_dir) / "predictions")
     t = time.perf_counter()
     with _progress(progress) as bar:
-        found = _with_scan(run_audit(project, dataset, predictor, store, progress=bar), scan)
+        found = _with_scan(_audit_stage(project, dataset, predictor, store, progress=bar), scan)
     timings["audit"] = time.perf_counter() - t
     variants = [source_variant(predictor)] if predictor is not None else []
     result = _record(project, dataset, timings, variants=variants, targets=[], evaluations=[], audit=found)

@@ -6,7 +6,14 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from deployable.config import Project
+from deployable.config import (
+    OnnxModel,
+    Project,
+    PyTorchModel,
+    SentenceTransformersModel,
+    TorchScriptModel,
+    TransformersModel,
+)
 from deployable.core.errors import ModelError
 from deployable.core.hashing import sha256_files, total_size
 from deployable.core.plugins import get_plugin, register
@@ -34,21 +41,21 @@ def resolve_model_path(value: str, base_dir: Path) -> Path:
     return path.resolve()
 
 
-@register("model", "transformers")
+@register("model", config=TransformersModel)
 def _transformers(spec: dict[str, Any]) -> Predictor:
     from deployable.models.torch_models import TransformersPredictor
 
     return TransformersPredictor(Path(spec["path"]), max_length=spec.get("max_length", 256))
 
 
-@register("model", "sentence-transformers")
+@register("model", config=SentenceTransformersModel)
 def _sentence(spec: dict[str, Any]) -> Predictor:
     from deployable.models.torch_models import SentenceEncoderPredictor
 
     return SentenceEncoderPredictor(Path(spec["encoder"]), Path(spec["head"]), max_length=spec.get("max_length", 128))
 
 
-@register("model", "pytorch")
+@register("model", config=PyTorchModel)
 def _pytorch(spec: dict[str, Any]) -> Predictor:
     from deployable.models.torch_models import ModulePredictor
 
@@ -62,14 +69,14 @@ def _pytorch(spec: dict[str, Any]) -> Predictor:
     )
 
 
-@register("model", "torchscript")
+@register("model", config=TorchScriptModel)
 def _torchscript(spec: dict[str, Any]) -> Predictor:
     from deployable.models.torch_models import TorchScriptPredictor
 
     return TorchScriptPredictor(Path(spec["path"]))
 
 
-@register("model", "onnx")
+@register("model", config=OnnxModel)
 def _onnx(spec: dict[str, Any]) -> Predictor:
     from deployable.models.onnx_model import OnnxPredictor
 

@@ -31,7 +31,7 @@ from deployable.optimize.student import (
 )
 
 
-@register("recipe", "distilled")
+@register("recipe", config=DistilledRecipe)
 def distilled(ctx: OptimizeContext, parent: Variant, opts: DistilledRecipe) -> Variant:
     """Make a smaller student of ``parent`` and train it on the source's soft labels (and embeddings)."""
     name = opts.name or opts.recipe

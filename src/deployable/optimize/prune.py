@@ -41,7 +41,7 @@ _FFN_LAYOUTS = (
 )
 
 
-@register("recipe", "pruned")
+@register("recipe", config=PrunedRecipe)
 def pruned(ctx: OptimizeContext, parent: Variant, opts: PrunedRecipe) -> Variant:
     """Prune ``parent`` (magnitude or structured), fine-tune against the source's soft labels, save as a variant."""
     name = opts.name or opts.recipe

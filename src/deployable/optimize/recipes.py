@@ -51,7 +51,7 @@ def _finish(name: str, meta: dict[str, Any], parent: Variant) -> Variant:
     return make_variant(name, meta["spec"], [Path(meta["spec"]["path"])], parent, meta["recipe"])
 
 
-@register("recipe", "onnx-fp32")
+@register("recipe", config=OnnxFp32Recipe)
 def onnx_fp32(ctx: OptimizeContext, parent: Variant, opts: OnnxFp32Recipe) -> Variant:
     """Export a torch parent to ONNX and refuse it unless it reproduces the parent on real inputs."""
     if parent.kind == "onnx":
@@ -105,7 +105,7 @@ def _op_counts(path: Path) -> dict[str, int]:
     return counts
 
 
-@register("recipe", "onnx-fused")
+@register("recipe", config=OnnxFusedRecipe)
 def onnx_fused(ctx: OptimizeContext, parent: Variant, opts: OnnxFusedRecipe) -> Variant:
     """onnxruntime graph optimizations, plus the transformer fusions for BERT-family encoders."""
     ort = require("onnxruntime", feature="graph fusion")
@@ -273,13 +273,13 @@ def _smooth(
     return tmp / f"smooth-{chosen:g}.onnx", summary
 
 
-@register("recipe", "int8-dynamic")
+@register("recipe", config=Int8DynamicRecipe)
 def int8_dynamic(ctx: OptimizeContext, parent: Variant, opts: Int8DynamicRecipe) -> Variant:
     quantizer = DynamicInt8Quantizer(per_channel=opts.per_channel, reduce_range=opts.reduce_range)
     return _quantize_with_search(ctx, parent, opts.name or opts.recipe, opts, quantizer, DYNAMIC_OPS, static=False)
 
 
-@register("recipe", "int8-static")
+@register("recipe", config=Int8StaticRecipe)
 def int8_static(ctx: OptimizeContext, parent: Variant, opts: Int8StaticRecipe) -> Variant:
     quantizer = StaticInt8Quantizer(
         method=opts.method, per_channel=opts.per_channel, percentile=opts.percentile, activations=opts.activations
@@ -287,7 +287,7 @@ def int8_static(ctx: OptimizeContext, parent: Variant, opts: Int8StaticRecipe) -
     return _quantize_with_search(ctx, parent, opts.name or opts.recipe, opts, quantizer, STATIC_OPS, static=True)
 
 
-@register("recipe", "fp16")
+@register("recipe", config=Fp16Recipe)
 def fp16(ctx: OptimizeContext, parent: Variant, opts: Fp16Recipe) -> Variant:
     """FP16 graph with float32 inputs and outputs. On x86 CPUs without native FP16 it mostly saves file size."""
     source = _onnx_file(parent)
