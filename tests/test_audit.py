@@ -16,8 +16,7 @@ from deployable.cli import main
 from deployable.config import AuditConfig, load_config
 from deployable.core.records import AuditResult, RunResult
 from deployable.data.dataset import Dataset, Split
-from deployable.pipeline import scan_and_audit
-from deployable.pipeline import run
+from deployable.pipeline import run, scan_and_audit
 
 QUICK = {
     "efficiency": {"enabled": False},
