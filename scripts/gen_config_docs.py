@@ -44,9 +44,9 @@ targets: [edge-cpu, cloud-cpu, {name: arm-box, threads: 4, batch_sizes: [1, 8], 
 
 
 def _type(annotation: Any, metadata: Any = ()) -> str:
-    from deployable.config import _section_in
+    from deployable._config_plugins import section_in
 
-    section = _section_in(annotation, metadata)
+    section = section_in(annotation, metadata)
     if section is not None:  # validated by the plugin its tag names: list the registered ones
         one = f"mapping with `{section.tag}`: {', '.join(section.members())}"
         return f"list of names or mappings with `{section.tag}`" if typing.get_origin(annotation) is list else one

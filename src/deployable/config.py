@@ -6,7 +6,6 @@ Every relative path in the file is resolved against the folder holding the file.
 
 from __future__ import annotations
 
-import typing
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -16,14 +15,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    WrapValidator,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from deployable._config_errors import explain
+from deployable._config_plugins import plugin_section
 from deployable.core.errors import ConfigError, closest
-from deployable.core.plugins import list_plugins, plugin_config
 
 BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
     "edge-cpu": {
@@ -45,79 +43,6 @@ BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# plugin sections: `model` and each `optimize.recipes` entry are validated by the config model registered with the
-# plugin their tag names (core/plugins.py), so a registered plugin is accepted here and nothing lists the names twice
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-class PluginSection:
-    """``Annotated`` metadata of a section whose schema is chosen by a registered plugin.
-
-    Validation looks up ``kind``/``<value of tag>`` in the plugin registry and validates the section with the config
-    model registered there (or ``fallback`` for a plugin registered without one). Errors carry the tag in their
-    location, as pydantic's tagged unions do (``model.onnx.path``), and an unknown tag lists the registered names.
-    """
-
-    def __init__(self, kind: str, tag: str, fallback: type[BaseModel]) -> None:
-        self.kind, self.tag, self.fallback = kind, tag, fallback
-
-    def members(self) -> dict[str, type[BaseModel]]:
-        """Registered name -> config model, for every plugin of this kind."""
-        return {name: plugin_config(self.kind, name) or self.fallback for name in list_plugins(self.kind)}
-
-    def validate(self, value: Any, handler: Any) -> Any:
-        if isinstance(value, BaseModel):
-            return value
-        if not isinstance(value, dict):
-            raise PydanticCustomError("dict_type", "Input should be a mapping")
-        if self.tag not in value:
-            raise PydanticCustomError(
-                "union_tag_not_found", "Unable to extract tag using discriminator '{discriminator}'",
-                {"discriminator": f"'{self.tag}'"},
-            )  # fmt: skip
-        name = value[self.tag]
-        members = self.members()
-        if not isinstance(name, str) or name not in members:
-            raise PydanticCustomError(
-                "union_tag_invalid",
-                "Input tag '{tag}' found using '{discriminator}' does not match any of the expected tags: "
-                "{expected_tags}",
-                {"tag": str(name), "discriminator": f"'{self.tag}'", "expected_tags": ", ".join(map(repr, members))},
-            )
-        try:
-            return members[name].model_validate(value)
-        except ValidationError as exc:  # re-raised with the tag in each location, as a tagged union reports it
-            raise ValidationError.from_exception_data(
-                exc.title,
-                [
-                    {
-                        "type": e["type"],
-                        "loc": (name, *e["loc"]),
-                        "input": e["input"],
-                        **({"ctx": e["ctx"]} if "ctx" in e else {}),
-                    }
-                    for e in exc.errors(include_url=False)
-                ],
-            ) from None
-
-    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
-        from pydantic import TypeAdapter
-
-        options = [TypeAdapter(m).json_schema() for m in dict.fromkeys(self.members().values())]
-        return {"oneOf": options, "discriminator": {"propertyName": self.tag}}
-
-
-def _line_error(e: dict[str, Any]) -> Any:
-    """A reported error as pydantic takes it back (``msg`` and ``url`` are derived from the type)."""
-    return {k: e[k] for k in ("type", "loc", "input", "ctx") if k in e}
-
-
-def _plugin_section(kind: str, tag: str, fallback: type[BaseModel]) -> Any:
-    section = PluginSection(kind, tag, fallback)
-    return Annotated[fallback, WrapValidator(section.validate), section]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -194,7 +119,7 @@ class PluginModel(_Model):
     type: str
 
 
-ModelConfig = _plugin_section("model", "type", PluginModel)
+ModelConfig = plugin_section("model", "type", PluginModel)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -505,7 +430,7 @@ class PluginRecipe(_Recipe):
     recipe: str
 
 
-RecipeConfig = _plugin_section("recipe", "recipe", PluginRecipe)
+RecipeConfig = plugin_section("recipe", "recipe", PluginRecipe)
 
 
 class OptimizeConfig(_Strict):
@@ -835,7 +760,7 @@ def load_config(
     try:
         project = Project.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_explain(label, exc)) from exc
+        raise ConfigError(explain(label, exc, Project)) from exc
     _check_files(label, project)
     return project
 
@@ -867,116 +792,6 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
                 node = node.setdefault(part, {})
         else:
             raise ConfigError(f"--set {key}: '{'.'.join(parts[:i])}' is a value, not a section")
-
-
-def _explain(label: str, exc: ValidationError) -> str:
-    """One line for the first validation error: key path, what was found, what to do."""
-    errors = exc.errors()
-
-    # in a union (str | mapping) every member reports; the deepest error is the one about what the user meant
-    def weight(e: Any) -> tuple[bool, bool, int, int]:
-        # a typo explains a "missing" key beside it; a mapping given where str | mapping is allowed meant the mapping
-        wrong_member = e["type"] == "string_type" and isinstance(e.get("input"), dict)
-        return (e["type"] == "extra_forbidden", not wrong_member, len(e["loc"]), -errors.index(e))
-
-    err = max(errors, key=weight)
-    raw_loc = [str(p) for p in err["loc"]]
-    # drop discriminator tags pydantic inserts for tagged unions (model.sentence-transformers.head -> model.head)
-    tags = _union_tags()
-    loc = [p for p in raw_loc if p not in tags and not p.startswith("function-")]
-    key = ".".join(loc) or "(top level)"
-    kind = err["type"]
-    found = err.get("input")
-    if kind == "extra_forbidden":
-        parent_model = _model_at(raw_loc[:-1])
-        valid = list(parent_model.model_fields) if parent_model else []
-        valid = [v for v in valid if v != "base_dir"]
-        match = closest(loc[-1], valid)
-        fix = f"did you mean '{'.'.join([*loc[:-1], match])}'?" if match else f"valid keys here: {', '.join(valid)}"
-        return f"{label}: {key}: unknown key ({fix})"
-    if kind == "missing":
-        return f"{label}: {key}: required key is missing (add it; see 'deployable schema' or docs/config.md)"
-    if kind == "union_tag_invalid":
-        ctx = err.get("ctx", {})
-        tag = ctx.get("tag", found)
-        field = str(ctx.get("discriminator", "'type'")).strip("'")
-        options = [o.strip(" '") for o in str(ctx.get("expected_tags", "")).split(",")]
-        match = closest(str(tag), options)
-        fix = f"did you mean '{match}'?" if match else f"valid: {', '.join(options)}"
-        what = "recipe" if field == "recipe" else "model type"
-        return f"{label}: {key}.{field}: unknown {what} '{tag}' ({fix})"
-    shown = repr(found) if not isinstance(found, dict) else "a mapping"
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    msg = err["msg"].removeprefix("Value error, ").rstrip(".")
-    if kind == "value_error" and isinstance(found, dict):  # a check across keys: the message says it all
-        return f"{label}: {key}: {msg} (see docs/config.md)"
-    return f"{label}: {key}: {msg}; found {shown} (fix the value; see docs/config.md)"
-
-
-def _union_tags() -> set[str]:
-    """Tags pydantic and the plugin sections put in error locations (model.onnx.path -> model.path)."""
-    return {"str", "TargetConfig", "BinnedSlice", *list_plugins("model"), *list_plugins("recipe")}
-
-
-def _model_at(loc: list[str]) -> type[BaseModel] | None:
-    """The pydantic model a raw error location points into (tags of tagged unions pick the member)."""
-    model: Any = Project
-    parts = list(loc)
-    i = 0
-    while i < len(parts):
-        part = parts[i]
-        i += 1
-        if part.isdigit():
-            continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
-            return None
-        section = _section_in(field.annotation, field.metadata)
-        if section is not None:  # the next part (after a list index) is the plugin's tag
-            if i < len(parts) and parts[i].isdigit():
-                i += 1
-            if i >= len(parts) or parts[i] not in section.members():
-                return section.fallback
-            model = section.members()[parts[i]]
-            i += 1
-            continue
-        members = _models_in(field.annotation)
-        if not members:
-            return None
-        model = members[0]
-        if len(members) > 1 and i < len(parts):
-            nxt = parts[i + 1] if parts[i].isdigit() and i + 1 < len(parts) else parts[i]
-            for m in members:
-                tag = m.model_fields.get("type") or m.model_fields.get("recipe")
-                literal = getattr(tag.annotation, "__args__", (None,))[0] if tag else None
-                if nxt in (m.__name__, literal):
-                    model = m
-                    parts.remove(nxt)
-                    break
-    return model
-
-
-def _section_in(annotation: Any, metadata: list[Any] = ()) -> PluginSection | None:  # type: ignore[assignment]
-    """The plugin section an annotation (or a list of it) is validated by, if any."""
-    for m in [*metadata, *getattr(annotation, "__metadata__", ())]:
-        if isinstance(m, PluginSection):
-            return m
-    for arg in typing.get_args(annotation):
-        found = _section_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """Every pydantic model mentioned in a (possibly nested, union, list or Annotated) annotation."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    out: list[type[BaseModel]] = []
-    for arg in getattr(annotation, "__args__", ()) or ():
-        out += [m for m in _models_in(arg) if m not in out]
-    return out
 
 
 def _check_files(label: str, project: Project) -> None:

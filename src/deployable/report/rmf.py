@@ -180,7 +180,6 @@ class RmfLink:
 
     Attributes:
         evidence: a key of :data:`EVIDENCE_KINDS`.
-        function: GOVERN, MAP, MEASURE or MANAGE (the subcategory's function).
         subcategory: an id of :data:`AI_RMF_SUBCATEGORIES`, e.g. ``MEASURE 2.5``.
         why: how the evidence bears on the subcategory (and, when ``ceiling`` is partial, what it leaves out).
         ceiling: the best status this evidence can earn for the subcategory: ``partial`` when the subcategory asks
@@ -188,17 +187,20 @@ class RmfLink:
     """
 
     evidence: str
-    function: str
     subcategory: str
     why: str
     ceiling: str = "present"
+
+    @property
+    def function(self) -> str:
+        """GOVERN, MAP, MEASURE or MANAGE: the function the subcategory belongs to (the first word of its id)."""
+        return self.subcategory.split()[0]
 
 
 RMF_MAP: list[RmfLink] = [
     # GOVERN
     RmfLink(
         "policy",
-        "GOVERN",
         "GOVERN 1.4",
         "the release policy is written as checks and every outcome is recorded with the run; whether it reflects the "
         "organization's risk priorities is outside the run",
@@ -206,7 +208,6 @@ RMF_MAP: list[RmfLink] = [
     ),
     RmfLink(
         "provenance",
-        "GOVERN",
         "GOVERN 1.6",
         "each variant is recorded with the sha256 of its files, its parent and its recipe: an inventory entry for "
         "this model, not the organization's inventory",
@@ -215,127 +216,111 @@ RMF_MAP: list[RmfLink] = [
     # MAP
     RmfLink(
         "description",
-        "MAP",
         "MAP 1.1",
         "states what the model is for; the context (users, settings, impacts, laws) is more than that",
         "partial",
     ),
     RmfLink(
         "policy",
-        "MAP",
         "MAP 1.5",
         "the policy's thresholds are the tolerance applied to this model; the organization's tolerance is not recorded",
         "partial",
     ),
-    RmfLink("task", "MAP", "MAP 2.1", "the task and the method implementing it (a classifier of a given type)"),
+    RmfLink("task", "MAP 2.1", "the task and the method implementing it (a classifier of a given type)"),
     RmfLink(
         "ood",
-        "MAP",
         "MAP 2.2",
         "measures how well inputs beyond the model's knowledge are noticed; human oversight of outputs is not recorded",
         "partial",
     ),
-    RmfLink("dataset", "MAP", "MAP 2.3", "splits are pinned by fingerprints and their make-up is recorded"),
-    RmfLink("audit.duplicates", "MAP", "MAP 2.3", "overlap between splits undermines the test's integrity"),
-    RmfLink("audit.label_issues", "MAP", "MAP 2.3", "label errors bias both training and the test's verdict"),
-    RmfLink("audit.imbalance", "MAP", "MAP 2.3", "representativeness of the classes, and label shift between splits"),
-    RmfLink("audit.outliers", "MAP", "MAP 2.3", "samples far from the training data"),
-    RmfLink("data_card", "MAP", "MAP 4.1", "where the data comes from and under which licence (third-party data, IP)"),
+    RmfLink("dataset", "MAP 2.3", "splits are pinned by fingerprints and their make-up is recorded"),
+    RmfLink("audit.duplicates", "MAP 2.3", "overlap between splits undermines the test's integrity"),
+    RmfLink("audit.label_issues", "MAP 2.3", "label errors bias both training and the test's verdict"),
+    RmfLink("audit.imbalance", "MAP 2.3", "representativeness of the classes, and label shift between splits"),
+    RmfLink("audit.outliers", "MAP 2.3", "samples far from the training data"),
+    RmfLink("data_card", "MAP 4.1", "where the data comes from and under which licence (third-party data, IP)"),
     RmfLink(
         "audit.scan",
-        "MAP",
         "MAP 4.2",
         "a control on third-party model files: code that runs on loading is found before anything loads them",
     ),
     # MEASURE
     RmfLink(
         "not_measured",
-        "MEASURE",
         "MEASURE 1.1",
         "what was not measured is recorded with the reason; which risks matter most is not",
         "partial",
     ),
-    RmfLink("dataset", "MEASURE", "MEASURE 2.1", "the test set is identified by its fingerprint and size"),
+    RmfLink("dataset", "MEASURE 2.1", "the test set is identified by its fingerprint and size"),
     RmfLink(
         "provenance",
-        "MEASURE",
         "MEASURE 2.1",
         "the tool's version, the results schema and the environment are recorded",
     ),
     RmfLink(
         "quality",
-        "MEASURE",
         "MEASURE 2.3",
         "performance measured on held-out data; whether that data resembles production inputs is not shown",
         "partial",
     ),
     RmfLink(
         "efficiency",
-        "MEASURE",
         "MEASURE 2.3",
         "latency, memory and cost measured on the hardware profiles the model is meant to run on",
     ),
-    RmfLink("quality", "MEASURE", "MEASURE 2.5", "accuracy and macro-F1 with the number of samples behind them"),
+    RmfLink("quality", "MEASURE 2.5", "accuracy and macro-F1 with the number of samples behind them"),
     RmfLink(
         "slices",
-        "MEASURE",
         "MEASURE 2.5",
         "intervals per slice show where results hold and where the test set is too small to tell",
     ),
-    RmfLink("calibration", "MEASURE", "MEASURE 2.5", "reliability of the confidences the model reports"),
+    RmfLink("calibration", "MEASURE 2.5", "reliability of the confidences the model reports"),
     RmfLink(
         "audit.duplicates",
-        "MEASURE",
         "MEASURE 2.5",
         "accuracy with and without the overlap shows whether the score is inflated",
     ),
-    RmfLink("robustness", "MEASURE", "MEASURE 2.5", "accuracy on corrupted inputs: limits of generalization"),
+    RmfLink("robustness", "MEASURE 2.5", "accuracy on corrupted inputs: limits of generalization"),
     RmfLink(
         "faithfulness",
-        "MEASURE",
         "MEASURE 2.5",
         "an optimized variant is kept only if it follows its source within a tolerance",
     ),
     RmfLink(
         "ood",
-        "MEASURE",
         "MEASURE 2.6",
         "noticing inputs beyond the model's knowledge is what lets it fail safely there",
     ),
-    RmfLink("audit.scan", "MEASURE", "MEASURE 2.7", "model files are checked for code that runs when they are loaded"),
-    RmfLink("audit.poisoning", "MEASURE", "MEASURE 2.7", "the training data is checked for poisoned samples"),
-    RmfLink("adversarial", "MEASURE", "MEASURE 2.7", "accuracy under attack, with the threat model stated"),
-    RmfLink("robustness", "MEASURE", "MEASURE 2.7", "resilience to degraded inputs"),
+    RmfLink("audit.scan", "MEASURE 2.7", "model files are checked for code that runs when they are loaded"),
+    RmfLink("audit.poisoning", "MEASURE 2.7", "the training data is checked for poisoned samples"),
+    RmfLink("adversarial", "MEASURE 2.7", "accuracy under attack, with the threat model stated"),
+    RmfLink("robustness", "MEASURE 2.7", "resilience to degraded inputs"),
     RmfLink(
         "calibration",
-        "MEASURE",
         "MEASURE 2.9",
         "calibrated confidences let outputs be read as probabilities; no explanation method was run",
         "partial",
     ),
     RmfLink(
         "personal_data",
-        "MEASURE",
         "MEASURE 2.10",
         "a statement about personal data in the data; no privacy testing was run",
         "partial",
     ),
     RmfLink(
         "adversarial_sanity",
-        "MEASURE",
         "MEASURE 2.13",
         "the attack evaluation is itself checked against gradient masking, which would make it overstate robustness",
     ),
     RmfLink(
         "comparison",
-        "MEASURE",
         "MEASURE 3.1",
         "the candidate is tracked against the model in production on the same samples; not over time in deployment",
         "partial",
     ),
     # MANAGE
-    RmfLink("verdict", "MANAGE", "MANAGE 1.1", "the gate decides, per target, whether a variant may ship"),
-    RmfLink("comparison", "MANAGE", "MANAGE 1.1", "non-inferiority to the model in production is part of the decision"),
+    RmfLink("verdict", "MANAGE 1.1", "the gate decides, per target, whether a variant may ship"),
+    RmfLink("comparison", "MANAGE 1.1", "non-inferiority to the model in production is part of the decision"),
 ]
 
 # Subcategories no run can hold evidence for, that a reviewer asks about: id -> what would close the gap.
