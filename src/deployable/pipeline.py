@@ -11,12 +11,17 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployable._version import __version__
 from deployable.config import Project, load_config, resolve_targets
 from deployable.core.errors import DeployableError
 from deployable.core.records import SCHEMA_VERSION, AuditCheck, AuditResult, RunResult
+
+if TYPE_CHECKING:
+    from deployable.data import Dataset
+    from deployable.evaluation import PredictionStore, Progress
+    from deployable.models import Predictor
 
 
 def _environment() -> dict[str, str]:
@@ -249,7 +254,14 @@ def _record(
     )
 
 
-def _audit_stage(project: Project, dataset: Any, predictor: Any, store: Any, *, progress: Any = None) -> AuditResult:
+def _audit_stage(
+    project: Project,
+    dataset: Dataset,
+    predictor: Predictor | None,
+    store: PredictionStore,
+    *,
+    progress: Progress | None = None,
+) -> AuditResult:
     """The data audit of a run (the model's outputs on every split come from, or go into, the store).
 
     ``predictor`` None audits the data alone (the model was refused by the scan).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,11 @@ from deployable.config import AuditConfig
 from deployable.core.records import AuditCheck, AuditResult, Finding, LeakageStat
 from deployable.data.dataset import Dataset, Split
 from deployable.evaluation.metrics import softmax
+
+if TYPE_CHECKING:
+    from deployable.evaluation import PredictionStore, Progress
+    from deployable.models.base import Predictor
+
 
 _PREVIEW = 5  # samples whose content a finding shows beside their ids
 
@@ -36,7 +41,7 @@ class ModelOutputs:
 
 
 def model_outputs(
-    predictor: Any, dataset: Dataset, store: Any, *, batch_size: int, progress: Any = None
+    predictor: Predictor, dataset: Dataset, store: PredictionStore, *, batch_size: int, progress: Progress | None = None
 ) -> ModelOutputs:
     """Logits and features of the source model on every split, from the store (or one forward pass that fills it)."""
     from deployable.evaluation.predict import predict
@@ -140,7 +145,7 @@ def audit_dataset(
     cfg: AuditConfig,
     *,
     outputs: ModelOutputs | None = None,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> AuditResult:
     """Run every enabled data check and gather its findings.
 

@@ -19,7 +19,7 @@ and the attacked model, so a rerun finds every prediction stored and runs no att
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from deployable.data.dataset import Dataset, Split
 from deployable.evaluation.batching import clean_reference, seeded_sample
 from deployable.evaluation.store import PredictionStore
 from deployable.models.base import Predictor
+
+if TYPE_CHECKING:
+    from deployable.evaluation.predict import Progress
 
 CHANCE_MARGIN = 0.10  # "toward zero": at the largest budget, accuracy at most chance + 10 points
 
@@ -302,7 +305,7 @@ def adversarial_metrics(
     clean_logits: np.ndarray,
     *,
     attack_source: tuple[str, Predictor] | None = None,
-    progress: Any = None,
+    progress: Progress | None = None,
     label: str = "",
 ) -> AdversarialMetrics | None:
     """Attack results of one variant (None when nothing applies, e.g. a tabular ONNX variant without a source)."""

@@ -7,7 +7,7 @@ fingerprint and the corruption's id, so a rerun neither corrupts nor predicts ag
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from deployable.evaluation.metrics.calibration import expected_calibration_error
 from deployable.evaluation.perturb import corrupt, corruption_names, perturbation_id
 from deployable.evaluation.store import PredictionStore
 from deployable.models.base import Predictor
+
+if TYPE_CHECKING:
+    from deployable.evaluation.predict import Progress
 
 
 def selected_corruptions(dataset: Dataset, cfg: EvaluateConfig) -> tuple[str, ...]:
@@ -52,7 +55,7 @@ def robustness_metrics(
     store: PredictionStore,
     clean_logits: np.ndarray,
     *,
-    progress: Any = None,
+    progress: Progress | None = None,
     label: str = "",
 ) -> RobustnessMetrics:
     """Every selected corruption at every severity on the test sample. ``clean_logits`` are the whole test split's."""

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from deployable.config import EfficiencyConfig
 from deployable.core.errors import DeployableError
 from deployable.core.records import Efficiency, LatencyStats, Target, Variant
 from deployable.data.dataset import Split
+
+if TYPE_CHECKING:
+    from deployable.evaluation.predict import Progress
 
 MAX_TIMED_CALLS = 2000
 
@@ -47,7 +50,7 @@ def latency_stats(times_s: list[float] | np.ndarray, batch_size: int, price_per_
 
 
 def measure_efficiency(
-    variant: Variant, target: Target, split: Split, cfg: EfficiencyConfig, *, progress: Any = None
+    variant: Variant, target: Target, split: Split, cfg: EfficiencyConfig, *, progress: Progress | None = None
 ) -> Efficiency:
     """Load ``variant`` in a child process with ``target.threads`` threads and time real inputs from ``split``."""
     task = progress.task(f"latency {variant.name} · {target.name}", 1) if progress is not None else None

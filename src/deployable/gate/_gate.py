@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,14 @@ from deployable.config import PolicyConfig, Project
 from deployable.core.errors import ConfigError, DeployableError, did_you_mean
 from deployable.core.records import CheckResult, Comparison, RunResult, Verdict
 from deployable.gate.select import select
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from deployable.core.records import Evaluation, Variant
+    from deployable.data.dataset import Dataset, Split
+    from deployable.evaluation import PredictionStore, Progress
+    from deployable.models.base import Predictor
 
 
 @dataclass
@@ -35,8 +43,8 @@ class Baseline:
     name: str
     correct: np.ndarray
     metrics: dict[str, float] | None = None
-    variant: Any = None
-    evaluation: Any = None
+    variant: Variant | None = None
+    evaluation: Evaluation | None = None
 
     def metrics_in(self, result: RunResult) -> dict[str, float] | None:
         """Its flat metrics; a model baseline's are read like a variant of ``result`` (without the run's audit)."""
@@ -48,7 +56,9 @@ class Baseline:
         return variant_metrics(alone, self.variant.name)
 
 
-def load_baseline(project: Project, dataset: Any, store: Any, *, progress: Any = None) -> Baseline | None:
+def load_baseline(
+    project: Project, dataset: Dataset, store: PredictionStore, *, progress: Progress | None = None
+) -> Baseline | None:
     """The baseline the config names: a previous run folder's predictions, or a model run on the test split."""
     cfg = project.policy.baseline
     if cfg is None:
@@ -60,7 +70,7 @@ def load_baseline(project: Project, dataset: Any, store: Any, *, progress: Any =
     return _baseline_from_model(project, cfg.model or {}, split, dataset, store, name, progress)
 
 
-def _baseline_from_run(folder: Path, variant: str, split: Any, label_names: Any, name: str) -> Baseline:
+def _baseline_from_run(folder: Path, variant: str, split: Split, label_names: Sequence[str], name: str) -> Baseline:
     import pandas as pd
 
     from deployable.gate.policy import variant_metrics
@@ -94,7 +104,13 @@ def _baseline_from_run(folder: Path, variant: str, split: Any, label_names: Any,
 
 
 def _baseline_from_model(
-    project: Project, section: dict[str, Any], split: Any, dataset: Any, store: Any, name: str, progress: Any
+    project: Project,
+    section: dict[str, Any],
+    split: Split,
+    dataset: Dataset,
+    store: PredictionStore,
+    name: str,
+    progress: Progress | None,
 ) -> Baseline:
     from pydantic import TypeAdapter, ValidationError
 
@@ -118,7 +134,9 @@ def _baseline_from_model(
     return Baseline(name=name, correct=correct, variant=variant, evaluation=evaluation)
 
 
-def _model_evaluation(project: Project, predictor: Any, dataset: Any, store: Any, progress: Any) -> tuple[Any, Any]:
+def _model_evaluation(
+    project: Project, predictor: Predictor, dataset: Dataset, store: PredictionStore, progress: Progress | None
+) -> tuple[Variant, Evaluation]:
     """The baseline model's quality, calibration and slices (for relative checks), from stored predictions.
 
     Efficiency, robustness, attacks and OOD are not measured for the baseline: relative checks on them are SKIPPED.
@@ -133,7 +151,7 @@ def _model_evaluation(project: Project, predictor: Any, dataset: Any, store: Any
     return variant, evaluate_variant(variant, predictor, dataset, cfg, store, targets=[], progress=progress)
 
 
-def _groups(split: Any, label_names: Any = None) -> dict[str, np.ndarray]:
+def _groups(split: Split, label_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Slice groups ``<column>=<value>`` and, with ``label_names``, class groups ``class=<name>``."""
     groups = {}
     if label_names is not None:
