@@ -41,7 +41,7 @@ def _environment() -> dict[str, str]:
 
 @contextlib.contextmanager
 def _progress(enabled: bool) -> Iterator[Any]:
-    from deployable.evaluation.predict import Progress
+    from deployable.evaluation import Progress
 
     if not enabled:
         yield Progress(None)
@@ -103,8 +103,7 @@ def run(
     Returns:
         The :class:`RunResult` record (what ``results.json`` holds).
     """
-    from deployable.evaluation.runner import evaluate_variant
-    from deployable.evaluation.store import PredictionStore
+    from deployable.evaluation import PredictionStore, evaluate_variant
     from deployable.models import source_variant
 
     project = config if isinstance(config, Project) else load_config(config)
@@ -202,10 +201,9 @@ def _prepare_and_load(
         The dataset, the predictor (None when the scan blocked it and ``refuse`` is False), and the scan's findings,
         scanned files and check.
     """
-    from deployable.audit.guard import scan_model
+    from deployable.audit import scan_model
     from deployable.data import load_dataset
-    from deployable.models import load_predictor
-    from deployable.models.sources import model_spec
+    from deployable.models import load_predictor, model_spec
     from deployable.prepare import run_prepare
 
     t = time.perf_counter()
@@ -290,7 +288,7 @@ def scan_and_audit(
     A model the scan refuses is not loaded: the data is then audited alone and the scan's findings say why.
     The run folder gets ``results.json`` (with no evaluations), ``report.html`` and ``dataset_card.md``.
     """
-    from deployable.evaluation.store import PredictionStore
+    from deployable.evaluation import PredictionStore
     from deployable.models import source_variant
 
     project = config if isinstance(config, Project) else load_config(config)
@@ -310,10 +308,7 @@ def scan_and_audit(
 
 
 def write_run_folder(result: RunResult, folder: Path) -> None:
-    from deployable.report import write_report, write_results_json
-    from deployable.report.dataset_card import write_dataset_card
-    from deployable.report.model_card import write_model_card
-    from deployable.report.rmf import write_rmf
+    from deployable.report import write_dataset_card, write_model_card, write_report, write_results_json, write_rmf
 
     write_results_json(result, folder / "results.json")
     write_report(result, folder / "report.html")

@@ -8,5 +8,6 @@ so in their :class:`~deployable.core.records.AuditCheck`.
 """
 
 from deployable.audit._audit import ModelOutputs, audit_dataset, model_outputs
+from deployable.audit.guard import scan_model
 
-__all__ = ["ModelOutputs", "audit_dataset", "model_outputs"]
+__all__ = ["ModelOutputs", "audit_dataset", "model_outputs", "scan_model"]
