@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from deployable.config import BUILTIN_TARGETS, Project
 from deployable.core.plugins import plugin_configs
+from deployable.report._format import md_cell
 
 INTRO = """# `deployable.yaml` reference
 
@@ -71,8 +72,8 @@ def _section(title: str, model: type[BaseModel], prefix: str, lines: list[str]) 
             default = "(section defaults)" if isinstance(value, BaseModel) else f"`{json.dumps(value)}`"
         else:
             default = f"`{json.dumps(field.default)}`"
-        desc = (field.description or "").replace("|", "\\|")
-        kind = _type(field.annotation, field.metadata).replace("|", "\\|")
+        desc = md_cell(field.description or "")
+        kind = md_cell(_type(field.annotation, field.metadata))
         lines.append(f"| `{name}` | {kind} | {default} | {desc} |")
     lines.append("")
 

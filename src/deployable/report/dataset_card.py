@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deployable.core.records import SEVERITIES, RunResult
-from deployable.report._format import atomic_write_text, card_config
+from deployable.report._format import atomic_write_text, card_config, fmt_pct, md_cell
 
 __all__ = ["dataset_card", "missing_card_fields", "write_dataset_card"]
 
@@ -79,9 +79,6 @@ def dataset_card(result: RunResult) -> str:
         n = s.label_counts.get(label, 0)
         return f"{n:,} ({n / s.n:.0%})" if s.n else "0"
 
-    def pct(x: float | None) -> str:
-        return "—" if x is None else f"{x:.1%}"
-
     text = DatasetCard.from_template(
         metadata,
         template_str=_TEMPLATE.read_text(encoding="utf-8"),
@@ -115,7 +112,8 @@ def dataset_card(result: RunResult) -> str:
         findings=findings,
         refs=refs,
         count=count,
-        pct=pct,
+        pct=fmt_pct,
+        cell=md_cell,
     )
     return str(text).rstrip() + "\n"
 
