@@ -45,8 +45,11 @@ targets: [edge-cpu, cloud-cpu, {name: arm-box, threads: 4, batch_sizes: [1, 8], 
 
 
 def _type(annotation: Any, metadata: Any = ()) -> str:
-    from deployable._config_plugins import section_in
+    from deployable._config_plugins import PluginName, section_in
 
+    name = next((m for m in metadata if isinstance(m, PluginName)), None)
+    if name is not None:  # a registered name: list what is registered now
+        return " | ".join(f"`{n}`" for n in name.names())
     section = section_in(annotation, metadata)
     if section is not None:  # validated by the plugin its tag names: list the registered ones
         one = f"mapping with `{section.tag}`: {', '.join(section.members())}"

@@ -315,3 +315,27 @@ def test_the_json_schema_lists_registered_plugins(plugins: None) -> None:
     recipes = schema["$defs"]["OptimizeConfig"]["properties"]["recipes"]["items"]["oneOf"]
     assert "halve-scale" in {o["properties"]["recipe"]["const"] for o in recipes}
     assert OptimizeConfig.model_validate({"recipes": ["halve-scale"]}).recipes[0].factor == 0.5
+
+
+def test_a_data_format_registered_in_a_test_is_accepted(tmp_path: Path) -> None:
+    config = _plugin_config(tmp_path)
+    del config["optimize"]
+    config["model"] = {"type": "onnx", "path": "w.npy"}  # any existing file: only the config is validated
+    config["data"]["format"] = "semicolon-csv"
+    with pytest.raises(ConfigError, match=r"data\.format: unknown data format 'semicolon-csv' \(valid: auto, csv, "):
+        load_config(config, base_dir=tmp_path)
+
+    @register("data", "semicolon-csv")
+    def _read(path: Path, **kwargs: Any) -> Any:  # pragma: no cover - only the config is exercised here
+        raise NotImplementedError
+
+    try:
+        assert load_config(config, base_dir=tmp_path).data.format == "semicolon-csv"
+        from deployable.config import json_schema
+
+        assert "semicolon-csv" in json_schema()["$defs"]["DataConfig"]["properties"]["format"]["enum"]
+    finally:
+        unregister("data", "semicolon-csv")
+    config["data"]["format"] = "jsnol"
+    with pytest.raises(ConfigError, match=r"data\.format: unknown data format 'jsnol' \(did you mean 'jsonl'\?\)$"):
+        load_config(config, base_dir=tmp_path)

@@ -51,6 +51,8 @@ def explain(label: str, exc: ValidationError, root: type[BaseModel]) -> str:
     if len(shown) > 60:
         shown = shown[:57] + "..."
     msg = err["msg"].removeprefix("Value error, ").rstrip(".")
+    if kind == "plugin_name":  # the message names the valid ones
+        return f"{label}: {key}: {msg}"
     if kind == "value_error" and isinstance(found, dict):  # a check across keys: the message says it all
         return f"{label}: {key}: {msg} (see docs/config.md)"
     return f"{label}: {key}: {msg}; found {shown} (fix the value; see docs/config.md)"

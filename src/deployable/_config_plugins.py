@@ -9,9 +9,10 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ValidationError, WrapValidator
+from pydantic import AfterValidator, BaseModel, ValidationError, WrapValidator
 from pydantic_core import PydanticCustomError
 
+from deployable.core.errors import closest
 from deployable.core.plugins import list_plugins, plugin_config
 
 
@@ -75,6 +76,34 @@ class PluginSection:
 def _line_error(e: dict[str, Any]) -> Any:
     """A reported error as pydantic takes it back (``msg`` and ``url`` are derived from the type)."""
     return {k: e[k] for k in ("type", "loc", "input", "ctx") if k in e}
+
+
+class PluginName:
+    """``Annotated`` metadata of a key naming a registered plugin (``data.format``): valid are the registered names
+    and ``extra`` (``auto``); the JSON Schema's enum is read from the registry when the schema is made."""
+
+    def __init__(self, kind: str, extra: tuple[str, ...] = (), what: str = "") -> None:
+        self.kind, self.extra, self.what = kind, extra, what or kind
+
+    def names(self) -> list[str]:
+        return [*self.extra, *list_plugins(self.kind)]
+
+    def validate(self, value: str) -> str:
+        names = self.names()
+        if value not in names:
+            match = closest(value, names)
+            fix = f"did you mean '{match}'?" if match else f"valid: {', '.join(names)}"
+            raise PydanticCustomError("plugin_name", "unknown {what} '{value}' ({fix})",
+                                      {"what": self.what, "value": value, "fix": fix})  # fmt: skip
+        return value
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return {**handler(core_schema), "enum": self.names()}
+
+
+def plugin_name(kind: str, *extra: str, what: str = "") -> Any:
+    name = PluginName(kind, extra, what)
+    return Annotated[str, AfterValidator(name.validate), name]
 
 
 def plugin_section(kind: str, tag: str, fallback: type[BaseModel]) -> Any:

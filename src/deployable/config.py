@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from deployable._config_errors import explain
-from deployable._config_plugins import plugin_section
+from deployable._config_plugins import plugin_name, plugin_section
 from deployable.core.errors import ConfigError, closest
 
 BUILTIN_TARGETS: dict[str, dict[str, Any]] = {
@@ -162,7 +162,7 @@ class DatasetCardConfig(_Strict):
 class DataConfig(_Strict):
     """Where the samples are and which columns mean what."""
 
-    format: Literal["auto", "jsonl", "csv", "parquet", "npz", "image-folder"] = Field(
+    format: plugin_name("data", "auto", what="data format") = Field(  # type: ignore[valid-type]
         "auto", description="file format; 'auto' reads it from the extension (a folder means image-folder)"
     )
     splits: dict[str, str] = Field(
