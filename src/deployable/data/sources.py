@@ -13,7 +13,7 @@ import pandas as pd
 from deployable.config import BinnedSlice, DataConfig, Project
 from deployable.core._imports import require
 from deployable.core.errors import DataError, did_you_mean
-from deployable.core.plugins import get_plugin, register
+from deployable.core.plugins import get_plugin, list_plugins, register
 from deployable.data.dataset import UNLABELED, Dataset, Split
 
 _EXT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
@@ -33,7 +33,7 @@ def _format_of(path: Path, cfg: DataConfig, key: str) -> str:
     if fmt is None:
         raise DataError(
             f"{key}: cannot tell the format of '{path.name}' from its extension",
-            hint="set data.format to one of jsonl, csv, parquet, npz, image-folder",
+            hint=f"set data.format to one of {', '.join(list_plugins('data'))}",
         )
     return fmt
 
