@@ -5,16 +5,18 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from deployable.config import BinnedSlice, DataConfig, Project
 from deployable.core._imports import require
 from deployable.core.errors import DataError, did_you_mean
 from deployable.core.plugins import get_plugin, list_plugins, register
 from deployable.data.dataset import UNLABELED, Dataset, Split
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _EXT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -40,6 +42,7 @@ def _format_of(path: Path, cfg: DataConfig, key: str) -> str:
 
 def _table(df: pd.DataFrame, path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
     """Columns of a table -> raw split fields."""
+    import pandas as pd  # pandas takes a second to import: only when a table is read
 
     def need(col: str, field: str) -> pd.Series:
         if col not in df.columns:
@@ -72,6 +75,8 @@ def _table(df: pd.DataFrame, path: Path, cfg: DataConfig, key: str) -> dict[str,
 
 @register("data", "jsonl")
 def read_jsonl(path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
+    import pandas as pd  # pandas takes a second to import: only when a table is read
+
     try:
         df = pd.read_json(path, lines=True, dtype=False)
     except ValueError as exc:
@@ -81,6 +86,8 @@ def read_jsonl(path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
 
 @register("data", "csv")
 def read_csv(path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
+    import pandas as pd  # pandas takes a second to import: only when a table is read
+
     try:
         df = pd.read_csv(path, keep_default_na=True)
     except (ValueError, pd.errors.ParserError) as exc:
@@ -90,6 +97,8 @@ def read_csv(path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
 
 @register("data", "parquet")
 def read_parquet(path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
+    import pandas as pd  # pandas takes a second to import: only when a table is read
+
     try:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a corrupt file
@@ -148,6 +157,8 @@ def read_image_folder(path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
 
 
 def _bin(spec: BinnedSlice, values: Any, path: Path) -> np.ndarray:
+    import pandas as pd  # pandas takes a second to import: only when a table is read
+
     if spec.measure == "words":
         x = np.array([len(str(v).split()) for v in values], dtype=float)
     elif spec.measure == "chars":

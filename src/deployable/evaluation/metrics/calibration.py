@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from deployable.core.records import CalibrationMetrics, ReliabilityBin
 from deployable.evaluation.metrics._validation import (
@@ -271,6 +270,8 @@ def fit_temperature(logits: Any, y_true: Any) -> float:
     t, z = _check_logit_pair(y_true, logits, true_name="y_true", logits_name="logits")
     if np.all(np.ptp(z, axis=1) == 0):
         return 1.0
+    from scipy.optimize import minimize_scalar  # scipy.optimize takes a second to import: only when fitting
+
     result = minimize_scalar(
         lambda log_t: _nll(t, z, float(np.exp(log_t))),
         bounds=(np.log(T_MIN), np.log(T_MAX)),

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from deployable.core._imports import require
 
@@ -50,6 +49,8 @@ def blur(x: np.ndarray, severity: int, rng: np.random.Generator, lo: float, hi: 
     """Gaussian blur over the spatial axes only (channels and images are never mixed); deterministic."""
     side = min(x.shape[-2:])
     sigma = BLUR_SIGMA[severity] * max(1.0, side / 32) ** 0.5
+    from scipy import ndimage
+
     return ndimage.gaussian_filter(x, sigma=(0.0, 0.0, sigma, sigma), mode="nearest")
 
 
@@ -115,6 +116,8 @@ def rotation(x: np.ndarray, severity: int, rng: np.random.Generator, lo: float, 
         chosen = signs == sign
         if chosen.any():
             angle = sign * ROTATION_DEGREES[severity]
+            from scipy import ndimage
+
             out[chosen] = ndimage.rotate(x[chosen], angle, axes=(3, 2), reshape=False, order=1, mode="nearest")
     return out
 
