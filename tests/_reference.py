@@ -99,19 +99,52 @@ def torch_fit_temperature(logits: np.ndarray, y_true: np.ndarray) -> float:
     return float(log_t.detach().exp())
 
 
-def scipy_percentile_bootstrap(
-    statistic, *arrays: np.ndarray, n_resamples: int, level: float, seed: int, paired: bool = False
-) -> tuple[float, float]:
-    res = stats.bootstrap(
+def scipy_bootstrap(
+    statistic,
+    *arrays: np.ndarray,
+    n_resamples: int,
+    level: float,
+    seed: int,
+    paired: bool = False,
+    method: str = "percentile",
+):
+    """scipy's bootstrap result: ``confidence_interval`` and the ``bootstrap_distribution`` it came from."""
+    return stats.bootstrap(
         arrays,
         statistic,
         n_resamples=n_resamples,
         confidence_level=level,
-        method="percentile",
+        method=method,
         paired=paired,
         rng=np.random.default_rng(seed),
     )
+
+
+def scipy_percentile_bootstrap(
+    statistic, *arrays: np.ndarray, n_resamples: int, level: float, seed: int, paired: bool = False
+) -> tuple[float, float]:
+    res = scipy_bootstrap(statistic, *arrays, n_resamples=n_resamples, level=level, seed=seed, paired=paired)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def quantile_mc_tolerance(
+    bootstrap_distribution: np.ndarray, q: float, n_resamples: tuple[int, ...], *, grid: float = 0.0
+) -> float:
+    """How far two independent bootstrap estimates of the ``q`` quantile may differ by Monte Carlo error alone.
+
+    The standard error of an empirical q-quantile from B draws is ``sqrt(q (1 - q) / B) / f(x_q)`` (the normal
+    approximation test_gate_stats.py uses, with the density ``f`` read from the distribution itself by the
+    quantile spacing ``2h / (x_{q+h} - x_{q-h})``, h = min(0.01, q/2, (1-q)/2), since some distributions here are
+    skewed on purpose).
+    Two independent estimates with ``n_resamples = (B1, B2)`` differ with variance the sum of theirs: allow four
+    standard errors of that difference, plus one step of the statistic's grid (``1/n`` for a mean of 0/1 values,
+    whose bootstrap distribution is discrete).
+    """
+    h = min(0.01, q / 2, (1 - q) / 2)
+    lo, hi = np.quantile(bootstrap_distribution, [q - h, q + h])
+    spacing = max(float(hi - lo), grid, 1e-300)
+    se_one_draw = math.sqrt(q * (1 - q)) * spacing / (2 * h)
+    return 4 * se_one_draw * math.sqrt(sum(1 / b for b in n_resamples)) + grid
 
 
 # ---------------------------------------------------------------------------------------------------------------------

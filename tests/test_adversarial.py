@@ -216,3 +216,123 @@ def test_square_attack_breaks_an_image_model_through_its_scores() -> None:
     adv = _black_box(Linear(), x, y, 3, x, "image", cfg)[("square", "inf", 0.3)]
     assert adv.shape == x.shape and np.abs(adv - x).max() <= 0.3 * (x.max() - x.min()) + 1e-5
     assert (Linear().forward(adv).logits.argmax(1) == y).mean() < 0.3
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The white-box budgets in input units, and ART run directly with them
+# ---------------------------------------------------------------------------------------------------------------------
+
+EPSILONS = (0.01, 0.02)
+PGD_STEPS = 10
+
+
+def _smooth_net(n_inputs: int, n_classes: int = 3):
+    """Flatten, Linear, tanh, Linear: the input gradient has no zero coordinates (FGSM's sign moves every value)."""
+    import torch
+
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(n_inputs, 16), torch.nn.Tanh(), torch.nn.Linear(16, n_classes)
+    ).eval()
+
+
+def _predicted(module, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).argmax(1).numpy()
+
+
+def _budgets(eps: float, reference: np.ndarray, modality: str) -> dict[str, np.ndarray | float]:
+    """The documented budgets (config.AdversarialConfig.epsilons), computed here in float64: L-inf is eps times the
+    value range of the reference inputs (images) or eps times each feature's standard deviation (tables); L2 is the
+    L-inf budget (its mean over features, for tables) times sqrt(number of input values)."""
+    ref = reference.astype(np.float64)
+    per_value = eps * (ref.max() - ref.min()) if modality == "image" else eps * ref.std(axis=0)
+    return {"inf": per_value, "2": float(np.mean(per_value) * np.sqrt(ref[0].size))}
+
+
+def _art_direct(module, x, y, reference, modality, attack: str, norm: str, budget) -> np.ndarray:
+    """ART's own FGSM / PGD with the absolute budget, PGD with Madry et al.'s step 2.5 * eps / steps."""
+    import torch
+    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    classifier = PyTorchClassifier(
+        model=module,
+        loss=torch.nn.CrossEntropyLoss(),
+        input_shape=tuple(x.shape[1:]),
+        nb_classes=3,
+        clip_values=(float(reference.min()), float(reference.max())) if modality == "image" else None,
+        device_type="cpu",
+    )
+    order = np.inf if norm == "inf" else 2
+    if attack == "fgsm":
+        method = FastGradientMethod(classifier, norm=order, eps=budget, eps_step=budget, batch_size=64)
+    else:
+        method = ProjectedGradientDescent(
+            classifier,
+            norm=order,
+            eps=budget,
+            eps_step=budget * 2.5 / PGD_STEPS,
+            max_iter=PGD_STEPS,
+            batch_size=64,
+            verbose=False,
+            random_eps=False,
+            num_random_init=0,
+        )
+    return method.generate(x, y=y).astype(np.float32)
+
+
+def _check_budgets(module, x, reference, modality: str) -> None:
+    from deployable.config import AdversarialConfig
+    from deployable.evaluation.adversarial import _white_box
+
+    y = _predicted(module, x)
+    cfg = AdversarialConfig(epsilons=list(EPSILONS), norms=["inf", "2"], pgd_steps=PGD_STEPS)
+    out = _white_box(module, x, y, 3, reference, modality, cfg)
+    assert set(out) == {(a, n, e) for a in ("fgsm", "pgd") for n in ("inf", "2") for e in EPSILONS}
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    for eps in EPSILONS:
+        budget = _budgets(eps, reference, modality)
+        box = np.broadcast_to(np.reshape(budget["inf"], (1, -1)), flat.shape)  # per value (the same for images)
+        for attack in ("fgsm", "pgd"):
+            for norm in ("inf", "2"):
+                adv = out[(attack, norm, eps)]
+                assert adv.shape == x.shape and adv.dtype == np.float32
+                delta = adv.reshape(len(x), -1).astype(np.float64) - flat
+                where = f"{attack} L{norm} eps={eps} ({modality})"
+                if norm == "inf":
+                    # never beyond the box; FGSM moves every value by exactly its budget (sign of a non-zero
+                    # gradient), PGD ends on the box's boundary in at least one value of every sample
+                    ratio = np.abs(delta) / box
+                    assert ratio.max() <= 1 + 1e-4, f"{where}: a value moved {ratio.max():.4g} times its budget"
+                    if attack == "fgsm":
+                        np.testing.assert_allclose(np.abs(delta), box, rtol=1e-4, err_msg=where)
+                    else:
+                        np.testing.assert_allclose(ratio.max(axis=1), 1.0, rtol=1e-4, err_msg=where)
+                else:
+                    # FGSM steps exactly the budget along the normalised gradient; PGD (2.5 budgets of travel)
+                    # ends on the sphere
+                    norms = np.linalg.norm(delta, axis=1)
+                    np.testing.assert_allclose(norms, budget["2"], rtol=1e-4, err_msg=where)
+                # ART's own attack with the same absolute budget and steps gives the same inputs
+                direct = _art_direct(module, x, y, reference, modality, attack, norm, budget[norm])
+                np.testing.assert_allclose(adv, direct, rtol=0, atol=1e-5, err_msg=where)
+
+
+def test_white_box_budgets_are_shares_of_each_features_std_for_tables() -> None:
+    rng = np.random.default_rng(0)
+    scale = np.array([0.1, 1.0, 10.0, 100.0])  # spreads four orders apart: a budget on the wrong scale shows
+    reference = (rng.normal(size=(200, 4)) * scale).astype(np.float32)
+    x = (rng.normal(size=(30, 4)) * scale).astype(np.float32)
+    _check_budgets(_smooth_net(4), x, reference, "tabular")
+
+
+def test_white_box_budgets_are_shares_of_the_value_range_for_images() -> None:
+    rng = np.random.default_rng(1)
+    reference = rng.uniform(-1.0, 1.0, size=(50, 1, 8, 8)).astype(np.float32)
+    reference[0, 0, 0, :2] = (-1.0, 1.0)  # the range is exactly 2, not 1: a budget taken as a plain share shows
+    # Inside [-0.5, 0.5], so no budget here (at most 0.02 * 2 * sqrt(64) = 0.32) reaches the clip values [-1, 1].
+    x = rng.uniform(-0.5, 0.5, size=(30, 1, 8, 8)).astype(np.float32)
+    _check_budgets(_smooth_net(64), x, reference, "image")

@@ -65,6 +65,88 @@ def test_table_formats_agree(tmp_path: Path, fmt: str) -> None:
     assert test.slices["length"].tolist() == ["long", "short", "long", "long"]
 
 
+# Binned slices by hand. Inner edges [0.5, 2, 10] make four bins, each closed on the left and open on the right:
+# (-inf, 0.5) "<0.5", [0.5, 2) "0.5-2", [2, 10) "2-10", [10, inf) ">=10". A value exactly on an edge belongs to the
+# bin the edge opens.
+SCORES_AND_BINS = [
+    (-3.0, "<0.5"),
+    (0.0, "<0.5"),
+    (0.4999, "<0.5"),
+    (0.5, "0.5-2"),  # on the first edge
+    (1.25, "0.5-2"),
+    (1.9999, "0.5-2"),
+    (2.0, "2-10"),  # on the middle edge
+    (9.99, "2-10"),
+    (10.0, ">=10"),  # on the last edge
+    (250.0, ">=10"),
+]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "npz"])
+def test_binned_value_slice_puts_each_row_in_its_hand_computed_bin(tmp_path: Path, fmt: str) -> None:
+    scores = [s for s, _ in SCORES_AND_BINS]
+    # Rows in a shuffled order, so a bin assignment that ignored the values (or sorted them) would show.
+    order = [7, 2, 9, 0, 5, 3, 8, 1, 6, 4]
+    rows = [{"id": f"r{i}", "text": f"row {i}", "label": "billing", "score": scores[i]} for i in order]
+    path = tmp_path / f"test.{fmt}"
+    if fmt == "npz":
+        n = len(rows)
+        np.savez(path, x=np.zeros((n, 2), np.float32), y=np.zeros(n, np.int64), score=[r["score"] for r in rows])
+        columns: dict = {}
+    else:
+        df = pd.DataFrame(rows)
+        {
+            "jsonl": lambda: df.to_json(path, orient="records", lines=True),
+            "csv": lambda: df.to_csv(path, index=False),
+            "parquet": lambda: df.to_parquet(path),
+        }[fmt]()
+        columns = {"text_column": "text", "id_column": "id"}
+    ds = load_dataset(
+        _project(
+            tmp_path,
+            {"test": path.name},
+            labels=["billing"],
+            slices=[
+                {"name": "score_bin", "column": "score", "bins": [0.5, 2, 10]},
+                {"name": "tier", "column": "score", "bins": [0.5, 2, 10], "labels": ["low", "mid", "high", "top"]},
+            ],
+            **columns,
+        )
+    )
+    test = ds.split("test")
+    expected = [SCORES_AND_BINS[i][1] for i in order]
+    assert test.slices["score_bin"].tolist() == expected
+    names = {"<0.5": "low", "0.5-2": "mid", "2-10": "high", ">=10": "top"}
+    assert test.slices["tier"].tolist() == [names[b] for b in expected]
+
+
+def test_binned_text_length_slices_count_words_and_characters(tmp_path: Path) -> None:
+    texts = [
+        "one two",  # 2 words, 7 characters
+        "one two three",  # 3 words (on the edge), 13 characters
+        "  one   two  three four ",  # 4 words (split on runs of whitespace), 24 characters (spaces count)
+        "one two three four five",  # 5 words (on the edge), 23 characters
+        "a b c d e f",  # 6 words, 11 characters
+        "abcdefghij",  # 1 word, 10 characters (on the edge)
+        "abcdefghi",  # 1 word, 9 characters
+    ]
+    write_jsonl(tmp_path / "test.jsonl", [{"text": t, "label": "billing"} for t in texts])
+    ds = load_dataset(
+        _project(
+            tmp_path,
+            {"test": "test.jsonl"},
+            text_column="text",
+            slices=[
+                {"name": "words", "column": "text", "measure": "words", "bins": [3, 5]},
+                {"name": "chars", "column": "text", "measure": "chars", "bins": [10, 20], "labels": ["s", "m", "l"]},
+            ],
+        )
+    )
+    test = ds.split("test")
+    assert test.slices["words"].tolist() == ["<3", "3-5", "3-5", ">=5", ">=5", "<3", "<3"]
+    assert test.slices["chars"].tolist() == ["s", "m", "l", "l", "m", "m", "s"]
+
+
 def test_fingerprint_tracks_content_not_location(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -124,7 +206,9 @@ def test_npz_and_image_folder(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.random((6, 1, 4, 4)).astype(np.float32)
     y = np.array([0, 1, 2, 0, 1, 2])
-    np.savez(tmp_path / "test.npz", x=x, y=y, ink=x.mean(axis=(1, 2, 3)))
+    # Set by hand, two of them exactly on the edge: a value equal to an edge opens the upper bin.
+    ink = np.array([0.1, 0.5, 0.49, 0.75, 0.5, 0.0])
+    np.savez(tmp_path / "test.npz", x=x, y=y, ink=ink)
     ds = load_dataset(
         _project(
             tmp_path,
@@ -135,7 +219,7 @@ def test_npz_and_image_folder(tmp_path: Path) -> None:
     )
     assert ds.modality == "image" and ds.split("test").inputs.shape == (6, 1, 4, 4)
     assert ds.split("test").labels.tolist() == y.tolist()
-    assert set(ds.split("test").slices["ink"]) <= {"<0.5", ">=0.5"}
+    assert ds.split("test").slices["ink"].tolist() == ["<0.5", ">=0.5", "<0.5", ">=0.5", ">=0.5", "<0.5"]
 
     root = tmp_path / "images"
     for i, (img, label) in enumerate(zip(x, y, strict=True)):

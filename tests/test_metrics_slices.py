@@ -1,14 +1,25 @@
-"""Bootstrap intervals against scipy, and per-slice metrics against the same metrics computed on the mask."""
+"""Bootstrap intervals against scipy, and per-slice metrics against the same metrics computed on the mask.
+
+Interval tolerances are derived from the Monte Carlo error of a bootstrap quantile (``quantile_mc_tolerance``), and
+skewed cases check that the tolerance is tight enough to tell the percentile interval the code documents from the
+basic (reverse-percentile) one. The speed of ``slice_metrics`` is measured by ``benchmarks/slices_speed.py``.
+"""
 
 from __future__ import annotations
 
-import time
+import math
 
 import numpy as np
 import pytest
 import sklearn.metrics as skm
+from scipy import stats
 
-from _reference import labels_correlated_with, random_probs, scipy_percentile_bootstrap
+from _reference import (
+    labels_correlated_with,
+    quantile_mc_tolerance,
+    random_probs,
+    scipy_bootstrap,
+)
 from deployable.core.records import SliceMetrics
 from deployable.evaluation.metrics import (
     accuracy_score,
@@ -18,9 +29,6 @@ from deployable.evaluation.metrics import (
 )
 
 SEEDS = [0, 1, 2]
-# Monte Carlo error of a 2.5 % / 97.5 % quantile from 5,000 resamples is ~0.002 here (sd of the mean ~0.02);
-# two independent bootstraps differ by at most a few times that.
-MC_ATOL = 0.01
 
 
 def _mean(x, axis=-1):
@@ -43,17 +51,52 @@ def _data(seed: int, n: int = 2000, n_classes: int = 4):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _tolerances(res, level: float, n_resamples: tuple[int, ...], grid: float = 0.0) -> tuple[float, float]:
+    """Monte Carlo tolerance of the low and the high end, from scipy's bootstrap distribution ``res``."""
+    a = (1 - level) / 2
+    dist = res.bootstrap_distribution
+    return (
+        quantile_mc_tolerance(dist, a, n_resamples, grid=grid),
+        quantile_mc_tolerance(dist, 1 - a, n_resamples, grid=grid),
+    )
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("kind", ["bernoulli", "normal"])
 def test_bootstrap_matches_scipy_percentile(seed, kind):
+    # Symmetric bootstrap distributions: percentile and basic intervals nearly coincide here, so this checks the
+    # level and the resampling; the skewed test below tells the two kinds apart.
     rng = np.random.default_rng(seed)
     x = (rng.random(400) < 0.8).astype(float) if kind == "bernoulli" else rng.normal(0.5, 0.4, size=400)
     ours = bootstrap_interval(_mean, x, n_resamples=5000, seed=seed, vectorized=True)
-    low, high = scipy_percentile_bootstrap(np.mean, x, n_resamples=5000, level=0.95, seed=seed + 1000)
+    res = scipy_bootstrap(np.mean, x, n_resamples=5000, level=0.95, seed=seed + 1000)
+    tol_low, tol_high = _tolerances(res, 0.95, (5000, 5000), grid=1 / 400 if kind == "bernoulli" else 0.0)
     assert ours.value == pytest.approx(float(np.mean(x)), abs=1e-15)
-    assert ours.low == pytest.approx(low, abs=MC_ATOL)
-    assert ours.high == pytest.approx(high, abs=MC_ATOL)
+    assert ours.low == pytest.approx(res.confidence_interval.low, abs=tol_low)
+    assert ours.high == pytest.approx(res.confidence_interval.high, abs=tol_high)
     assert ours.level == 0.95
+
+
+# The mean of the 30 quantiles (i + 0.5) / 30 of a log-normal (sigma = 1; sample skewness 2.3): the bootstrap
+# distribution of the mean is skewed to the right, so the basic interval [2m - q_high, 2m - q_low] sits well left
+# of the percentile one [q_low, q_high]. 100,000 resamples make the Monte Carlo tolerance a fraction of that gap.
+SKEWED = np.exp(stats.norm.ppf((np.arange(30) + 0.5) / 30))
+
+
+@pytest.mark.parametrize(("level", "seed"), [(0.95, 0), (0.9, 1), (0.99, 2)])
+def test_bootstrap_is_the_percentile_interval_not_the_basic_one(level, seed):
+    n_resamples = 100_000
+    ours = bootstrap_interval(_mean, SKEWED, n_resamples=n_resamples, level=level, seed=seed, vectorized=True)
+    pct = scipy_bootstrap(np.mean, SKEWED, n_resamples=n_resamples, level=level, seed=seed + 1000)
+    basic = scipy_bootstrap(np.mean, SKEWED, n_resamples=n_resamples, level=level, seed=seed + 1000, method="basic")
+    tol_low, tol_high = _tolerances(pct, level, (n_resamples, n_resamples))
+    # The test can tell the two kinds apart: their ends are more than three tolerances apart.
+    assert abs(basic.confidence_interval.low - pct.confidence_interval.low) > 3 * tol_low
+    assert abs(basic.confidence_interval.high - pct.confidence_interval.high) > 3 * tol_high
+    assert ours.low == pytest.approx(pct.confidence_interval.low, abs=tol_low)
+    assert ours.high == pytest.approx(pct.confidence_interval.high, abs=tol_high)
+    # Skewed to the right: the estimate is nearer the low end than the high end.
+    assert ours.value - ours.low < ours.high - ours.value
 
 
 def _paired_accuracy(y_true, y_pred, axis=-1):
@@ -67,14 +110,15 @@ def test_paired_bootstrap_matches_scipy(seed):
     y_true = rng.integers(0, 3, 300)
     y_pred = np.where(rng.random(300) < 0.7, y_true, rng.integers(0, 3, 300))
     ours = bootstrap_interval(_paired_accuracy, y_true, y_pred, n_resamples=5000, level=0.9, seed=seed, vectorized=True)
-    low, high = scipy_percentile_bootstrap(
-        _paired_accuracy, y_true, y_pred, n_resamples=5000, level=0.9, seed=seed + 1000, paired=True
-    )
+    res = scipy_bootstrap(_paired_accuracy, y_true, y_pred, n_resamples=5000, level=0.9, seed=seed + 1000, paired=True)
+    low, high = res.confidence_interval
+    tol_low, tol_high = _tolerances(res, 0.9, (5000, 5000), grid=1 / 300)
     assert ours.value == pytest.approx(skm.accuracy_score(y_true, y_pred), abs=1e-15)
-    assert (ours.low, ours.high) == (pytest.approx(low, abs=MC_ATOL), pytest.approx(high, abs=MC_ATOL))
-    # The looped path with an unmodified scikit-learn statistic gives the same kind of interval.
+    assert (ours.low, ours.high) == (pytest.approx(low, abs=tol_low), pytest.approx(high, abs=tol_high))
+    # The looped path with an unmodified scikit-learn statistic gives the same kind of interval (200 resamples).
     looped = bootstrap_interval(skm.accuracy_score, y_true, y_pred, n_resamples=200, level=0.9, seed=seed)
-    assert looped.low == pytest.approx(low, abs=0.02) and looped.high == pytest.approx(high, abs=0.02)
+    tol_low, tol_high = _tolerances(res, 0.9, (200, 5000), grid=1 / 300)
+    assert looped.low == pytest.approx(low, abs=tol_low) and looped.high == pytest.approx(high, abs=tol_high)
 
 
 def test_vectorized_and_looped_statistics_give_the_same_interval():
@@ -176,17 +220,47 @@ def test_slice_macro_f1_uses_only_classes_present_in_the_slice():
     assert result[1].macro_f1 == 1.0
 
 
-def test_slice_metrics_is_fast():
-    rng = np.random.default_rng(0)
-    prob = random_probs(rng, 2000, 5)
-    y = labels_correlated_with(rng, prob)
-    slices = {"a": rng.integers(0, 10, 2000).astype(str).tolist(), "b": rng.integers(0, 10, 2000).astype(str)}
-    slice_metrics(y[:50], prob[:50], slices={"a": slices["a"][:50]}, n_bootstrap=10)  # warm up imports
-    start = time.perf_counter()
-    result = slice_metrics(y, prob, slices=slices, n_bootstrap=1000)
-    elapsed = time.perf_counter() - start
-    assert len(result) == 20
-    assert elapsed < 1.0, f"slice_metrics took {elapsed:.2f} s for 2,000 samples and 20 slices"
+def _binomial_atom_and_miss(n: int, k: int, q: float, n_resamples: int) -> tuple[float, float]:
+    """The exact q-quantile of a bootstrapped accuracy, and the probability that ``n_resamples`` draws miss it.
+
+    A slice with k of n correct resamples to Binomial(n, k/n) / n, so the percentile end is, for infinitely many
+    resamples, the atom j/n with j = binom.ppf(q). ``np.quantile`` (linear) of B draws interpolates between the order
+    statistics at positions floor(h) and ceil(h), h = (B - 1) q (0-based); both are that atom unless more than
+    floor(h) draws fall below it or fewer than ceil(h) + 1 at or below it: two binomial tails.
+    """
+    dist = stats.binom(n, k / n)
+    j = int(dist.ppf(q))
+    h = (n_resamples - 1) * q
+    below, at_or_below = dist.cdf(j - 1), dist.cdf(j)
+    miss = stats.binom.sf(math.floor(h), n_resamples, below) + stats.binom.cdf(math.ceil(h), n_resamples, at_or_below)
+    return j / n, float(miss)
+
+
+def test_slice_accuracy_interval_is_the_exact_binomial_percentile_interval():
+    # (slice size, correct) chosen so that the 2.5% / 97.5% quantiles sit far from the binomial's jumps: with
+    # 20,000 resamples each end is one exact atom (the miss probability is checked below), so no tolerance is needed.
+    plan = {"a": (20, 19), "b": (50, 44), "c": (25, 4), "d": (30, 30)}
+    correct, slice_of = [], []
+    for name, (n, k) in plan.items():
+        correct += [True] * k + [False] * (n - k)
+        slice_of += [name] * n
+    correct = np.array(correct)
+    y = np.zeros(len(correct), dtype=int)
+    prob = np.where(correct[:, None], [[0.8, 0.2]], [[0.3, 0.7]])
+    result = slice_metrics(y, prob, slices={"g": slice_of}, n_bootstrap=20_000, level=0.95, seed=4)
+    differs_from_basic = 0
+    for s in result:
+        n, k = plan[s.value]
+        low, miss_low = _binomial_atom_and_miss(n, k, 0.025, 20_000)
+        high, miss_high = _binomial_atom_and_miss(n, k, 0.975, 20_000)
+        assert miss_low < 1e-6 and miss_high < 1e-6, (s.value, miss_low, miss_high)
+        assert (s.n, s.accuracy.value) == (n, k / n)
+        assert (s.accuracy.low, s.accuracy.high) == (pytest.approx(low, abs=1e-12), pytest.approx(high, abs=1e-12))
+        basic = (2 * k / n - high, 2 * k / n - low)
+        differs_from_basic += not np.allclose(basic, (low, high))
+    # Percentile vs basic: "a" [0.85, 1] vs [0.9, 1.05], "b" [0.78, 0.96] vs [0.8, 0.98], "c" [0.04, 0.32] vs
+    # [0, 0.28]; "d" (all correct) is [1, 1] for both.
+    assert differs_from_basic == 3
 
 
 def test_slice_is_independent_of_other_columns_and_deterministic():
@@ -207,8 +281,12 @@ def test_slice_point_estimates_do_not_depend_on_sample_order():
         assert x.accuracy.value == pytest.approx(z.accuracy.value, abs=1e-12)
         assert x.macro_f1 == pytest.approx(z.macro_f1, abs=1e-12)
         assert x.ece == pytest.approx(z.ece, abs=1e-12)
-        # The interval is resampled from reordered data, so only the Monte Carlo noise may differ.
-        assert x.accuracy.low == pytest.approx(z.accuracy.low, abs=0.05)
+        # The interval is resampled from reordered data, so only the Monte Carlo noise of 100 resamples may differ:
+        # the same derivation as above, with the density of the normal approximation (sd of a slice's accuracy).
+        q = 0.025
+        sd = max(math.sqrt(x.accuracy.value * (1 - x.accuracy.value) / x.n), 1 / x.n)
+        se = sd * math.sqrt(q * (1 - q) / 100) / stats.norm.pdf(stats.norm.isf(q))
+        assert x.accuracy.low == pytest.approx(z.accuracy.low, abs=4 * math.sqrt(2) * se + 1 / x.n)
 
 
 def test_slice_metrics_list_input_single_sample_and_json():
