@@ -1,8 +1,12 @@
 """Images for duplicate search: a canonical layout and value range, exact digests and 64-bit perceptual hashes.
 
-The pHash (Zauner, 2010): grayscale, area-resize to 32x32, 2-D DCT-II, the top-left 8x8 block of coefficients;
-a bit is 1 where a coefficient exceeds the median of the 63 non-DC ones (the DC bit is always 0, so a uniform
-brightness change, which only moves the DC coefficient, leaves the hash unchanged). Near duplicates are pairs within
+The pHash (Zauner, 2010): grayscale (the mean of the channels), area-resize to 32x32, orthonormal 2-D DCT-II, the
+top-left 8x8 block of coefficients (bit 8u+v is coefficient (u, v)); a bit is 1 where a coefficient exceeds the
+median of the 63 non-DC ones (the DC bit is always 0, so a uniform brightness change, which only moves the DC
+coefficient, leaves the hash unchanged). The hashes are therefore not interchangeable with ``imagehash.phash``
+(luma weights, Lanczos resize, unnormalised DCT, median over all 64, DC bit 1): on 32x32 grayscale images every
+non-DC bit equals imagehash's with an orthonormal DCT, and stock imagehash differs by 2 bits on some images
+(``tests/test_audit_phash_reference.py``). Near duplicates are pairs within
 a Hamming distance, found without comparing all pairs by multi-index hashing: two hashes within distance d agree
 exactly on at least one of d + 1 disjoint bit chunks (pigeonhole), so only pairs sharing a chunk are compared.
 """
