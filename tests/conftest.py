@@ -32,10 +32,25 @@ TINY_MODULE = textwrap.dedent(
 
 
     def build(**kw):
-        torch.manual_seed(0)
+        torch.manual_seed(FACTORY_SEED)
         return Tiny(**kw)
     """
 )
+# The factory builds with one seed and the fixture saves weights made with another, so a loader that drops or
+# misreads the saved weights gives logits other than the saved model's: tests compare with `tiny_reference`.
+FACTORY_SEED = 1234
+SAVED_SEED = 0
+TINY_MODULE = TINY_MODULE.replace("FACTORY_SEED", str(FACTORY_SEED))
+
+
+def tiny_reference(state: dict | None = None):
+    """The tiny model built here, apart from deployable's loader: with ``state`` loaded, or as the factory builds it."""
+    ns: dict = {}
+    exec(TINY_MODULE, ns)
+    model = ns["build"]()
+    if state is not None:
+        model.load_state_dict(state)
+    return model.eval()
 
 
 @pytest.fixture
@@ -45,10 +60,10 @@ def tabular_project(tmp_path: Path) -> Path:
     from safetensors.torch import save_file
 
     (tmp_path / "tinymodel.py").write_text(TINY_MODULE)
-    torch.manual_seed(0)
     ns: dict = {}
-    exec(TINY_MODULE, ns)  # the same factory the config will import
-    model = ns["build"]()
+    exec(TINY_MODULE, ns)  # the same module the config's factory imports
+    torch.manual_seed(SAVED_SEED)
+    model = ns["Tiny"]()  # not build(): the saved weights are not the ones the factory starts from
     save_file(model.state_dict(), str(tmp_path / "tiny.safetensors"))
     rng = np.random.default_rng(0)
     w = rng.normal(size=(4, 3))

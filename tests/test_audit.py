@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import tiny_reference
 from deployable.audit import ModelOutputs, audit_dataset
 from deployable.cli import main
 from deployable.config import AuditConfig, load_config
@@ -166,9 +167,10 @@ def test_a_pickled_state_dict_that_passes_the_scan_loads_like_safetensors(tabula
     import torch
     from safetensors.torch import load_file
 
-    torch.save(
-        OrderedDict(load_file(str(tabular_project.parent / "tiny.safetensors"))), tabular_project.parent / "tiny.pt"
-    )
+    from deployable.audit.guard import scan_model
+
+    state = load_file(str(tabular_project.parent / "tiny.safetensors"))
+    torch.save(OrderedDict(state), tabular_project.parent / "tiny.pt")
     from deployable.models import load_predictor
     from deployable.models.sources import model_spec
 
@@ -180,8 +182,16 @@ def test_a_pickled_state_dict_that_passes_the_scan_loads_like_safetensors(tabula
             base_dir=tabular_project.parent,
         )
     )
-    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
-    np.testing.assert_array_equal(load_predictor(spec).forward(x).logits, load_predictor(pt).forward(x).logits)
+    findings, scanned, _, blocked = scan_model(pt)
+    assert not blocked and not findings and [Path(f).name for f in scanned] == ["tiny.pt"]
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32))
+    with torch.no_grad():  # the saved weights, run by a module built and loaded here; the factory starts elsewhere
+        ref = tiny_reference(state)(x).numpy()
+        assert np.abs(tiny_reference()(x).numpy() - ref).max() > 0.1
+    from_safetensors = load_predictor(spec).forward(x.numpy()).logits
+    from_pt = load_predictor(pt).forward(x.numpy()).logits
+    np.testing.assert_allclose(from_safetensors, ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(from_pt, from_safetensors)
 
 
 def test_run_refuses_a_model_file_the_scan_flags_and_the_opt_in_loads_it(tabular_project: Path, capsys):

@@ -3,13 +3,14 @@ the exit codes of `deployable run` and `deployable gate`, and the verdict leadin
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from _reference import torchmetrics_calibration_error
+from conftest import tiny_reference
 from deployable.cli import main
 from deployable.core.records import RunResult
 from deployable.pipeline import run
@@ -30,6 +31,38 @@ def _config(project: Path, policy: dict | None = None, **model: object) -> Path:
     data["model"].update(model)
     project.write_text(yaml.safe_dump(data, sort_keys=False))
     return project
+
+
+def _test_split(project: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The test split's features and labels, read from the CSV without deployable."""
+    path = project.parent / "test.csv"
+    x = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(1, 2, 3, 4), dtype=np.float32)
+    y = np.array([int(label[1:]) for label in np.loadtxt(path, delimiter=",", skiprows=1, usecols=5, dtype=str)])
+    return x, y
+
+
+def _logits(project: Path, weights: str) -> np.ndarray:
+    """The tiny model with the weights file ``weights``, run on the test split by a module built here."""
+    import torch
+    from safetensors.torch import load_file
+
+    with torch.no_grad():
+        model = tiny_reference(load_file(str(project.parent / weights)))
+        return model(torch.from_numpy(_test_split(project)[0])).numpy()
+
+
+def _accuracy(project: Path, weights: str) -> float:
+    from sklearn.metrics import accuracy_score
+
+    return float(accuracy_score(_test_split(project)[1], _logits(project, weights).argmax(1)))
+
+
+def _ece(project: Path, weights: str) -> float:
+    from scipy.special import softmax
+
+    return torchmetrics_calibration_error(
+        _test_split(project)[1], softmax(_logits(project, weights).astype(np.float64), axis=1), n_bins=15, norm="l1"
+    )
 
 
 def test_policy_checks_decide_the_verdict_and_the_exit_code(tabular_project: Path, capsys):
@@ -96,6 +129,17 @@ def test_comparison_with_a_previous_run_passes_the_same_model_and_fails_a_broken
     overall = next(c for c in verdict.comparisons if c.group == "overall")
     assert overall.outcome == "FAIL" and overall.worse > overall.better
     assert any("accuracy vs production" in r for r in verdict.reasons)
+    # the two sides are the two models: production's predictions from its run, the candidate's from this one
+    y = _test_split(tabular_project)[1]
+    production_right = _logits(tabular_project, "tiny.safetensors").argmax(1) == y
+    candidate_right = y == 0  # it always predicts class 0
+    assert overall.baseline_accuracy == pytest.approx(_accuracy(tabular_project, "tiny.safetensors"))
+    assert overall.candidate_accuracy == pytest.approx((y == 0).mean())
+    assert overall.baseline_accuracy != pytest.approx(overall.candidate_accuracy)
+    assert (overall.worse, overall.better) == (
+        int((production_right & ~candidate_right).sum()),
+        int((candidate_right & ~production_right).sum()),
+    )
 
 
 def test_gate_errors_are_user_errors(tabular_project: Path, capsys):
@@ -146,25 +190,52 @@ def test_model_card_round_trips_through_huggingface_hub(tabular_project: Path):
     result = run(_config(tabular_project, {"checks": ["quality.accuracy >= 0"]}), out)
     card = ModelCard.load(out / "model_card.md")
     accuracy = [r for r in card.data.eval_results if r.metric_type == "accuracy"]
+    # the one variant's accuracy, as scikit-learn computes it from the saved weights' predictions
+    assert [r.metric_value for r in accuracy] == [pytest.approx(_accuracy(tabular_project, "tiny.safetensors"))]
     assert [r.metric_value for r in accuracy] == [e.quality.accuracy for e in result.evaluations]
-    assert (out / "rmf.md").read_text().count("MEASURE") > 3
-    shutil.rmtree(out)
-    assert np.isfinite(result.evaluations[0].quality.accuracy)
+    # the RMF map is the run's, and records the policy and the verdict of this gate
+    from deployable.report.rmf import rmf_map
+
+    rmf = (out / "rmf.md").read_text()
+    assert rmf == rmf_map(RunResult.load(out))
+    (selection,) = result.verdict.selections
+    assert selection.target == "tiny-box" and selection.variant == "source"
+    assert "Gate verdict: **PASS**; `tiny-box` → `source` |" in rmf
+    policy = "Release policy: 1 checks (`quality.accuracy >= 0` (critical)) evaluated 1 times on 1 variant: 1 PASS"
+    assert f"{policy} |" in rmf
 
 
 def test_a_model_baseline_gives_relative_checks_its_metrics(tabular_project: Path):
-    base = {"type": "pytorch", "factory": "tinymodel:build", "weights": "tiny.safetensors"}
+    """The baseline is another model (random weights, 4x larger: overconfident); its metrics in the relative checks
+    are its own, computed here from its predictions, not the candidate's."""
+    import torch
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(7)
+    state = {k: 2 * torch.randn(v.shape, generator=generator) for k, v in tiny_reference().state_dict().items()}
+    save_file(state, str(tabular_project.parent / "v1.safetensors"))
+    base = {"type": "pytorch", "factory": "tinymodel:build", "weights": "v1.safetensors"}
     policy = {
         "baseline": {"model": base, "name": "v1"},
         "checks": [
+            {"metric": "quality.accuracy", "op": ">=", "value": 0.0, "relative": True},
             {"metric": "calibration.ece", "op": "<=", "value": 0.0, "relative": True},
             {"metric": "efficiency.tiny-box.latency_ms.p95", "op": "<=", "value": 0.0, "relative": True},
         ],
     }
     verdict = run(_config(tabular_project, policy)).verdict
-    ece, latency = verdict.checks[:2]
-    assert ece.status == "PASS" and ece.baseline_value == pytest.approx(ece.value)  # the same model: no change
+    accuracy, ece, latency = verdict.checks[:3]
+    expected = {
+        "accuracy": (_accuracy(tabular_project, "tiny.safetensors"), _accuracy(tabular_project, "v1.safetensors")),
+        "ece": (_ece(tabular_project, "tiny.safetensors"), _ece(tabular_project, "v1.safetensors")),
+    }
+    for check, (value, baseline_value) in ((accuracy, expected["accuracy"]), (ece, expected["ece"])):
+        assert (check.value, check.baseline_value) == (pytest.approx(value), pytest.approx(baseline_value))
+        assert abs(value - baseline_value) > 0.05, check.name  # the test has power: the two models differ
+        assert check.details["difference"] == pytest.approx(value - baseline_value)
+    # the candidate is more accurate and better calibrated than v1, so both relative checks pass
+    assert accuracy.status == ece.status == "PASS"
     assert latency.status == "SKIPPED"  # the baseline's efficiency is not measured
-    assert verdict.baseline == "v1"
+    assert verdict.baseline == "v1" and verdict.status == "PASS"
     with pytest.raises(Exception, match=r"policy\.baseline\.model"):
         run(_config(tabular_project, {"baseline": {"model": {"type": "pytorch"}}}))

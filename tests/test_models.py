@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import shutil
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from conftest import tiny_reference
 from deployable.config import load_config
 from deployable.core.errors import DeployableError, ModelError
 from deployable.core.plugins import list_plugins
@@ -49,18 +52,53 @@ def test_every_model_source_is_registered() -> None:
     assert list_plugins("model") == ["onnx", "pytorch", "sentence-transformers", "torchscript", "transformers"]
 
 
+def _saved_model_outputs(project: Path, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and penultimate features of the weights saved in the fixture, from a module built and loaded here."""
+    from safetensors.torch import load_file
+
+    saved = tiny_reference(load_file(str(project.parent / "tiny.safetensors")))
+    fresh = tiny_reference()
+    with torch.no_grad():
+        t = torch.from_numpy(x)
+        ref, feats = saved(t).numpy(), saved.body(t).numpy()
+        # the test has power only if the factory's own weights give other logits than the saved ones
+        assert np.abs(fresh(t).numpy() - ref).max() > 0.1
+    return ref, feats
+
+
+def _with_weights(project: Path, weights: str) -> dict:
+    """The project's model spec with another weights file from its folder."""
+    data = yaml.safe_load(project.read_text())
+    data["model"]["weights"] = weights
+    return model_spec(load_config(data, base_dir=project.parent))
+
+
 def test_pytorch_safetensors_logits_and_features(tabular_project: Path) -> None:
-    project = load_config(tabular_project)
-    predictor = load_predictor(model_spec(project))
+    predictor = load_predictor(model_spec(load_config(tabular_project)))
     x = _tiny_inputs()
     out = predictor.forward(x)
-    module = predictor.module
-    with torch.no_grad():
-        ref = module(torch.from_numpy(x)).numpy()
-        feats = module.body(torch.from_numpy(x)).numpy()
+    ref, feats = _saved_model_outputs(tabular_project, x)
     np.testing.assert_allclose(out.logits, ref, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(out.features, feats, rtol=1e-6, atol=1e-6)
     assert out.logits.dtype == np.float32
+
+
+@pytest.mark.parametrize("layout", ["state_dict", "lightning"])
+def test_pytorch_pt_state_dict_logits(tabular_project: Path, layout: str) -> None:
+    """A torch.save'd state dict (plain, or under a Lightning checkpoint's 'state_dict') loads the saved weights."""
+    from safetensors.torch import load_file
+
+    from deployable.audit.guard import scan_model
+
+    state = OrderedDict(load_file(str(tabular_project.parent / "tiny.safetensors")))
+    torch.save(state if layout == "state_dict" else {"state_dict": state, "epoch": 3}, tabular_project.parent / "t.pt")
+    spec = _with_weights(tabular_project, "t.pt")
+    assert not scan_model(spec)[3], "a plain state dict passes the scan"
+    x = _tiny_inputs()
+    out = load_predictor(spec).forward(x)
+    ref, feats = _saved_model_outputs(tabular_project, x)
+    np.testing.assert_allclose(out.logits, ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out.features, feats, rtol=1e-6, atol=1e-6)
 
 
 def test_variant_record_and_fingerprint(tabular_project: Path, tmp_path: Path) -> None:

@@ -457,9 +457,13 @@ def test_layer_distillation_of_a_sentence_encoder(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def test_transformers_classifier(text_project: Path, minilm_dir: Path, tmp_path: Path) -> None:
+def test_transformers_classifier(
+    text_project: Path, minilm_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from deployable.optimize.student import TrainReport
 
     folder = tmp_path / "classifier"
     torch.manual_seed(0)
@@ -472,15 +476,27 @@ def test_transformers_classifier(text_project: Path, minilm_dir: Path, tmp_path:
         id2label={0: "a", 1: "b", 2: "c"},
         label2id={"a": 0, "b": 1, "c": 2},
     )
-    BertForSequenceClassification(config).save_pretrained(str(folder))
+    model = BertForSequenceClassification(config).eval()
+    # a random classifier on a random encoder predicts one class for 59 of the 60 train texts; like text_project's
+    # head, this one maps the spread of the pooled outputs on the train split to logits of std 3 around 0
+    texts = [json.loads(line)["text"] for line in (text_project / "train.jsonl").read_text().splitlines()]
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm_dir))
+    with torch.no_grad():
+        pooled = model.bert(**tokenizer(texts, padding=True, return_tensors="pt")).pooler_output
+        proj = torch.from_numpy(np.random.default_rng(1).normal(size=(32, 3)).astype(np.float32))
+        scale = 3.0 / ((pooled - pooled.mean(0)) @ proj).std()
+        model.classifier.weight.copy_((proj * scale).T)
+        model.classifier.bias.copy_(-(pooled.mean(0) @ proj) * scale)
+    model.save_pretrained(str(folder))
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy2(minilm_dir / name, folder / name)
     project = _text_config(text_project)
     project["model"] = {"type": "transformers", "path": str(folder), "max_length": 32}
     ctx, source = _context(project, tmp_path, base_dir=text_project)
 
-    pruned = prune.pruned(ctx, source, PrunedRecipe(recipe="pruned", amount=0.25, epochs=1, learning_rate=1e-3))
-    distilled = distill.distilled(ctx, source, DistilledRecipe(recipe="distilled", layers=[1, 3], epochs=1))
+    opts = {"epochs": 30, "learning_rate": 1e-3}
+    pruned = prune.pruned(ctx, source, PrunedRecipe(recipe="pruned", amount=0.25, **opts))
+    distilled = distill.distilled(ctx, source, DistilledRecipe(recipe="distilled", layers=[1, 3], **opts))
     for variant in (pruned, distilled):
         _check_record(variant, source)
         assert variant.kind == "transformers" and variant.spec["max_length"] == 32
@@ -493,3 +509,20 @@ def test_transformers_classifier(text_project: Path, minilm_dir: Path, tmp_path:
     assert (saved[0]["intermediate_size"], saved[0]["num_hidden_layers"]) == (48, 4)
     assert (saved[1]["intermediate_size"], saved[1]["num_hidden_layers"]) == (64, 2)
     assert distilled.recipe["layers_kept"] == [1, 3]
+
+    # the students predict like the teacher on 200 texts they were not trained on (measured: pruned 0.80, distilled
+    # 0.83 over seeds 0-2), and the same students before training do not (0.41 and 0.36; one class is 0.36)
+    rng = np.random.default_rng(123)
+    held_out = [" ".join(rng.choice(WORDS, size=rng.integers(3, 12))) for _ in range(200)]
+    teacher = ctx.predictors["source"].forward(held_out).logits.argmax(1)
+    assert np.bincount(teacher, minlength=3).max() <= 0.4 * len(held_out), "the teacher spreads its predictions"
+
+    def agreement(variant: Variant) -> float:
+        return float((load_predictor(variant.spec).forward(held_out).logits.argmax(1) == teacher).mean())
+
+    untrained_pruned = prune.pruned(ctx, source, PrunedRecipe(recipe="pruned", amount=0.25, epochs=0, name="p0"))
+    monkeypatch.setattr(distill, "train_student", lambda *a, **k: TrainReport(epochs=0))
+    untrained_distilled = distill.distilled(ctx, source, DistilledRecipe(recipe="distilled", layers=[1, 3], name="d0"))
+    for trained, untrained in ((pruned, untrained_pruned), (distilled, untrained_distilled)):
+        after, before = agreement(trained), agreement(untrained)
+        assert after >= 0.7 and after >= before + 0.3, (trained.name, after, before)
