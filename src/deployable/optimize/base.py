@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 
 from deployable.config import OptimizeConfig
 from deployable.core.hashing import hash_json, sha256_files, total_size
+from deployable.core.locks import build_once
 from deployable.core.records import Variant
 from deployable.data.dataset import Dataset, Split
 from deployable.evaluation.predict import Progress, predict
@@ -138,26 +138,31 @@ def artifact_dir(ctx: OptimizeContext, parent: Variant, recipe: dict[str, Any], 
     return ctx.workdir / key[:16]
 
 
+def _read_meta(folder: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads((folder / "variant.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def cached_or_build(folder: Path, build: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
     """Run ``build(tmp_folder) -> meta`` unless ``folder`` already holds a finished artifact; return its meta.
 
-    The artifact is built in a temporary folder and renamed into place, so an interrupted build leaves nothing
-    that looks finished.
+    The artifact is built in a uniquely named temporary folder and renamed into place under a lock (see
+    :func:`deployable.core.locks.build_once`): two runs sharing the cache build it once (the other waits and
+    reuses it), and an interrupted build leaves nothing that looks finished. The meta returned is always the one
+    read back from ``variant.json``, so a run that built the artifact and a run that reused it see the same values.
     """
-    meta_file = folder / "variant.json"
-    if meta_file.is_file():
-        return json.loads(meta_file.read_text())
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+
+    def build_into(tmp: Path) -> None:
         meta = build(tmp)
         (tmp / "variant.json").write_text(json.dumps(meta, indent=1, default=str))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.replace(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    build_once(folder, build_into, finished=lambda f: _read_meta(f) is not None)
+    meta = _read_meta(folder)
+    if meta is None:  # pragma: no cover - deleted by hand between the build and this line
+        raise RuntimeError(f"the artifact {folder} vanished right after it was built")
     return meta
 
 
