@@ -8,8 +8,6 @@ moved folder is not.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from deployable.core.hashing import hash_json
+from deployable.core.locks import atomic_write, atomic_write_text
 
 STORE_VERSION = 1
 
@@ -80,14 +79,10 @@ class PredictionStore:
         arrays: dict[str, np.ndarray] = {"logits": np.asarray(logits, np.float32), "ids": np.asarray(ids).astype(str)}
         if features is not None:
             arrays["features"] = np.asarray(features, np.float32)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Sidecar first, then the arrays: once the .npz is there its sidecar is too. Both go through a uniquely
+        # named temporary file and os.replace, so two runs storing the same key at once each write their own file,
+        # the last rename wins (both hold the same forward pass) and a reader never sees half a file.
         if meta is not None:
-            path.with_suffix(".json").write_text(json.dumps(meta, indent=1, default=str), encoding="utf-8")
+            atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1, default=str))
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
         return StoredPredictions(key, arrays["logits"], arrays.get("features"), arrays["ids"], cached=False)
