@@ -10,6 +10,7 @@ from pathlib import Path
 from deployable.config import PrepareStep, Project
 from deployable.core.errors import DeployableError
 from deployable.core.hashing import hash_json, sha256_file
+from deployable.core.locks import atomic_write_text, file_lock
 
 
 def _stamp_path(project: Project, step: PrepareStep) -> Path:
@@ -31,27 +32,38 @@ def is_stale(project: Project, step: PrepareStep) -> bool:
 
 
 def run_prepare(project: Project, *, log: object = None) -> list[str]:
-    """Run every stale step in the config's folder; returns the commands that ran."""
+    """Run every stale step in the config's folder; returns the commands that ran.
+
+    Each step is checked and run under a lock beside its stamp (``cache_dir/prepare/<step>.lock``): when two runs of
+    the project start at once, one runs the step and the other waits, then finds it up to date. The check is under
+    the lock too, so no run reads an output another run's command is still writing.
+    """
     ran = []
     for i, step in enumerate(project.prepare):
-        if not is_stale(project, step):
-            continue
-        argv = [sys.executable if a == "python" else a for a in step.run]
-        if log is not None:
-            log.print(f"[bold]prepare[/]: {' '.join(step.run)}")  # type: ignore[attr-defined]
-        proc = subprocess.run(argv, cwd=project.base_dir, check=False)
-        if proc.returncode != 0:
-            raise DeployableError(
-                f"prepare.{i}: '{' '.join(step.run)}' failed with exit code {proc.returncode}",
-                hint="run it by hand in the config's folder to see why",
-            )
-        missing = [o for o in step.outputs if not project.path(o).exists()]
-        if missing:
-            raise DeployableError(
-                f"prepare.{i}: '{' '.join(step.run)}' did not make {missing}", hint="fix prepare.outputs or the command"
-            )
         stamp = _stamp_path(project, step)
-        stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(json.dumps({"inputs": _inputs_digest(project, step)}))
+
+        def waiting(step: PrepareStep = step) -> None:
+            if log is not None:
+                log.print(f"[bold]prepare[/]: waiting for another run of '{' '.join(step.run)}'")  # type: ignore[attr-defined]
+
+        with file_lock(stamp.with_suffix(".lock"), on_wait=waiting):
+            if not is_stale(project, step):
+                continue
+            argv = [sys.executable if a == "python" else a for a in step.run]
+            if log is not None:
+                log.print(f"[bold]prepare[/]: {' '.join(step.run)}")  # type: ignore[attr-defined]
+            proc = subprocess.run(argv, cwd=project.base_dir, check=False)
+            if proc.returncode != 0:
+                raise DeployableError(
+                    f"prepare.{i}: '{' '.join(step.run)}' failed with exit code {proc.returncode}",
+                    hint="run it by hand in the config's folder to see why",
+                )
+            missing = [o for o in step.outputs if not project.path(o).exists()]
+            if missing:
+                raise DeployableError(
+                    f"prepare.{i}: '{' '.join(step.run)}' did not make {missing}",
+                    hint="fix prepare.outputs or the command",
+                )
+            atomic_write_text(stamp, json.dumps({"inputs": _inputs_digest(project, step)}))
         ran.append(" ".join(step.run))
     return ran
