@@ -549,13 +549,13 @@ def test_writers_are_atomic(writer, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert path.read_text().startswith(("---\n", "# AI RMF"))
     assert [p.name for p in tmp_path.iterdir()] == ["out.md"]
 
-    from deployable.report import _format as report_format
+    from deployable.core import locks
 
     def fail(*args: object) -> None:
         raise OSError("disk full")
 
     path.write_text("previous\n")
-    monkeypatch.setattr(report_format.os, "replace", fail)
+    monkeypatch.setattr(locks.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         writer(make_run_result(), path)
     assert path.read_text() == "previous\n"  # the old file stays whole

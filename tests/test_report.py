@@ -27,6 +27,7 @@ from _fixtures_report import (
     make_optimized_run_result,
     make_run_result,
 )
+from deployable.core import locks
 from deployable.core.records import RunResult
 from deployable.report import ReportSection, plots, render_report, write_report, write_results_json
 from deployable.report import _format as report_format
@@ -314,7 +315,7 @@ def test_failed_write_keeps_the_old_file_and_no_temp(
     def fail(src: str, dst: str) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(report_format.os, "replace", fail)
+    monkeypatch.setattr(locks.os, "replace", fail)
     with pytest.raises(OSError, match="disk full"):
         write_results_json(result, target)
     with pytest.raises(OSError, match="disk full"):

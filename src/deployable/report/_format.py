@@ -1,39 +1,20 @@
-"""Formatting shared by the report, the cards and the RMF map: numbers as people read them, Markdown cells, and
-atomic writes. Every formatter shows NaN and None as an em dash."""
+"""Formatting shared by the report, the cards and the RMF map: numbers as people read them, and Markdown cells.
+
+Every formatter shows NaN and None as an em dash. ``atomic_write_text`` (from :mod:`deployable.core.locks`) is
+re-exported here for the writers of the run folder.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import math
-import os
-import uuid
-from pathlib import Path
 from typing import Any
 
+from deployable.core.locks import atomic_write_text as atomic_write_text
 from deployable.core.records import RunResult
 
 DASH = "—"
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A reader never sees half a file, and a failure leaves the previous file (if any) in place and no temporary file.
-    The temporary file is opened with ``"x"`` (not ``mkstemp``) so it gets the usual umask permissions.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---------------------------------------------------------------------------------------------------------------------
