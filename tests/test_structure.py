@@ -231,6 +231,17 @@ def _plugin_config(tmp_path: Path, **model: Any) -> dict[str, Any]:
     }
 
 
+def test_the_config_dump_keeps_every_key_of_a_builtin_plugin_section() -> None:
+    root = Path(__file__).resolve().parents[1] / "examples" / "support-tickets"
+    project = load_config(root / "deployable.yaml")
+    dumped = project.model_dump(mode="json")
+    assert dumped["model"] == project.model.model_dump(mode="json")
+    assert {"encoder", "head", "max_length"} <= set(dumped["model"])
+    assert [r["recipe"] for r in dumped["optimize"]["recipes"]] == ["onnx-fp32", "int8-dynamic", "fp16"]
+    assert {"per_channel", "smooth"} <= set(dumped["optimize"]["recipes"][1])
+    assert type(project).model_validate(dumped) == project
+
+
 def test_builtin_plugins_carry_the_config_model_named_like_them() -> None:
     for kind in ("model", "recipe"):
         for name in list_plugins(kind):
@@ -249,6 +260,11 @@ def test_a_model_and_a_recipe_registered_in_a_test_are_accepted_by_the_config(pl
     project = load_config(_plugin_config(tmp_path, scale=2.0), base_dir=tmp_path)
     assert isinstance(project.model, ScaledLinearModel) and project.model.scale == 2.0
     assert isinstance(project.optimize.recipes[0], HalveRecipe)
+    # the dump (results.json's config) holds every key of the plugin's own model, and validates back to the same
+    dumped = project.model_dump(mode="json")
+    assert dumped["model"] == {"type": "scaled-linear", "weights": "w.npy", "scale": 2.0, "allow_unsafe_files": False}
+    assert dumped["optimize"]["recipes"] == [{"recipe": "halve-scale", "factor": 0.5, "name": None, "parent": None}]
+    assert type(project).model_validate(dumped) == project
     dataset = load_dataset(project)
     predictor = load_predictor(model_spec(project))
     store = PredictionStore(tmp_path / "store")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ValidationError, WrapValidator
+from pydantic import AfterValidator, BaseModel, SerializeAsAny, ValidationError, WrapValidator
 from pydantic_core import PydanticCustomError
 
 from deployable.core.errors import closest
@@ -108,7 +108,8 @@ def plugin_name(kind: str, *extra: str, what: str = "") -> Any:
 
 def plugin_section(kind: str, tag: str, fallback: type[BaseModel]) -> Any:
     section = PluginSection(kind, tag, fallback)
-    return Annotated[fallback, WrapValidator(section.validate), section]
+    # serialized as the registered model it was validated into, not as the fallback the annotation names
+    return Annotated[fallback, WrapValidator(section.validate), section, SerializeAsAny()]
 
 
 def section_in(annotation: Any, metadata: list[Any] = ()) -> PluginSection | None:
