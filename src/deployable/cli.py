@@ -26,8 +26,21 @@ out_console = Console()
 _state: dict[str, Any] = {"debug": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from deployable._version import __version__
+
+        print(f"deployable {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False) -> None:
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
     _state["debug"] = debug
 
 
@@ -306,11 +319,25 @@ def schema() -> None:
     print(json.dumps(json_schema(), indent=2))
 
 
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """click's ``ClickException`` as typer raises it: typer 0.2x bundles its own copy of click (``typer._click``), so
+    ``click.ClickException`` alone does not catch its usage errors; older typer raises click's own."""
+    import importlib
+
+    found: list[type[Exception]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line and exit 2; a traceback only with --debug."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        code = app(args=args, standalone_mode=False)
+        code = app(args=args, prog_name="deployable", standalone_mode=False)
         if isinstance(code, int) and code:  # click returns typer.Exit's code in non-standalone mode
             return code
     except DeployableError as exc:
@@ -322,14 +349,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:
         return int(exc.code or 0)
-    except Exception as exc:  # click usage errors and unexpected failures
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
+    except typer.Abort:
+        return 130
+    except _click_exceptions() as exc:  # usage errors are the user's: click's message and usage line, exit 2
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2) or 2)
+    except Exception as exc:  # unexpected failures
         if "--debug" in args:
             raise
         console.print(
