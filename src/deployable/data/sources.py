@@ -206,6 +206,7 @@ def load_dataset(project: Project) -> Dataset:
     raw: dict[str, dict[str, Any]] = {}
     paths: dict[str, Path] = {}
     formats = set()
+    ood_splits = {"ood", project.evaluate.ood.split}
     for split, rel in cfg.splits.items():
         path = project.path(rel)
         key = f"data.splits.{split}"
@@ -218,6 +219,8 @@ def load_dataset(project: Project) -> Dataset:
         formats.add(fmt)
         reader = get_plugin("data", fmt, field="data.format")
         raw[split] = reader(path, cfg, key)
+        if split in ood_splits:
+            raw[split]["labels"] = None  # OOD samples belong to no class: a label column there is not a class
         paths[split] = path
 
     # label space: explicit, else sorted labels of the training split (or of every labelled split)
@@ -247,7 +250,7 @@ def load_dataset(project: Project) -> Dataset:
         path = paths[split]
         n = len(r["inputs"])
         labels = _labels_to_index(r["labels"], names, n, path, split)
-        if split != "ood" and (labels == UNLABELED).any():
+        if split not in ood_splits and (labels == UNLABELED).any():
             row = int(np.flatnonzero(labels == UNLABELED)[0])
             raise DataError(
                 f"{path}: row {row + 1} of split '{split}' has no '{cfg.label_column}' "
@@ -259,7 +262,7 @@ def load_dataset(project: Project) -> Dataset:
             if isinstance(s, str):
                 if s in r["columns"]:
                     slices[s] = np.asarray(r["columns"][s]).astype(str)
-                elif split != "ood":
+                elif split not in ood_splits:
                     raise DataError(
                         f"{path}: slice column '{s}' (data.slices) is not in the file",
                         hint="remove it from data.slices or add the column",
@@ -269,7 +272,7 @@ def load_dataset(project: Project) -> Dataset:
                     r["inputs"] if (s.column == cfg.text_column and modality == "text") else r["columns"].get(s.column)
                 )
                 if source_col is None:
-                    if split == "ood":
+                    if split in ood_splits:
                         continue
                     raise DataError(f"{path}: slice '{s.name}' needs column '{s.column}', which is not in the file")
                 slices[s.name] = _bin(s, source_col, path)
