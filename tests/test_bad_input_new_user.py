@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from deployable.cli import main
@@ -85,3 +86,84 @@ def test_run_with_an_ood_split_labelled_none(tabular_project: Path, tmp_path: Pa
     results = json.loads((out / "results.json").read_text())
     ood = results["evaluations"][0]["ood"]
     assert ood is not None and not ood["synthetic"] and ood["out_split"] == "ood" and ood["n_out"] == 20
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad data files: the message names the file, the line (1-based) and what is wrong
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _refused(config: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the CLI on a project that must be refused: exit 2, one line, no traceback, no run folder."""
+    out = config.parent / "out"
+    assert main(["run", str(config), "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("error: ") and "Traceback" not in err and "internal error" not in err, err
+    assert not out.exists()
+    return err
+
+
+def test_jsonl_cut_mid_line_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = GOOD * 100  # 300 lines, then a line cut short: a pandas error would name a character position
+    (tmp_path / "test.jsonl").write_text(_lines(rows) + '{"text": "where is my par')
+    err = _refused(_text_project(tmp_path, {"test": "test.jsonl"}), capsys)
+    assert "test.jsonl: line 301 is not valid JSON" in err
+    assert "cut short" in err and "position" not in err
+
+
+def test_jsonl_bad_line_counts_blank_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "test.jsonl").write_text(_lines(GOOD[:1]) + "\n" + '{"text": "x", "label": billing}\n' + _lines(GOOD))
+    err = _refused(_text_project(tmp_path, {"test": "test.jsonl"}), capsys)
+    assert "test.jsonl: line 3 is not valid JSON (Expecting value at column 24)" in err
+    assert "cut short" not in err
+
+
+def test_jsonl_line_that_is_not_an_object(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "test.jsonl").write_text(_lines(GOOD[:1]) + '["where is my parcel", "shipping"]\n')
+    err = _refused(_text_project(tmp_path, {"test": "test.jsonl"}), capsys)
+    assert "test.jsonl: line 2 is a JSON list, not an object" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "content"), [("test.jsonl", ""), ("test.jsonl", "\n  \n"), ("test.csv", ""), ("test.parquet", "")]
+)
+def test_empty_split_file_says_the_file_is_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, content: str
+) -> None:
+    (tmp_path / name).write_text(content)
+    err = _refused(_text_project(tmp_path, {"test": name}), capsys)
+    assert f"data.splits.test: {tmp_path / name}: the file is empty" in err
+    assert "is not in the file" not in err and "valid: )" not in err
+
+
+def test_csv_with_only_a_header_holds_no_samples(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "test.csv").write_text("text,label\n")
+    err = _refused(_text_project(tmp_path, {"test": "test.csv"}), capsys)
+    assert f"data.splits.test: {tmp_path / 'test.csv'}: the file holds no samples" in err
+
+
+@pytest.mark.parametrize(
+    ("value", "said"), [(42, "the number 42"), (4.5, "the number 4.5"), (True, "the boolean true"), (["a"], "a list")]
+)
+def test_text_that_is_not_a_string_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: object, said: str
+) -> None:
+    (tmp_path / "test.jsonl").write_text(_lines(GOOD[:1]) + "\n" + _lines([{"text": value, "label": "shipping"}]))
+    err = _refused(_text_project(tmp_path, {"test": "test.jsonl"}), capsys)
+    assert f"test.jsonl: line 3: column 'text' (data.text_column) holds {said}, not text" in err
+
+
+def test_text_that_is_not_a_string_in_parquet_names_the_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    pd.DataFrame({"text": [1, 2], "label": ["billing", "shipping"]}).to_parquet(tmp_path / "test.parquet")
+    err = _refused(_text_project(tmp_path, {"test": "test.parquet"}), capsys)
+    assert "test.parquet: row 1: column 'text' (data.text_column) holds the number 1, not text" in err
+
+
+def test_csv_text_that_looks_like_a_number_stays_text(tmp_path: Path) -> None:
+    """CSV has no types: a text column of digits only (ticket numbers, say) is text, kept as written."""
+    (tmp_path / "test.csv").write_text("text,label\n042,billing\n7,shipping\n1234,billing\n")
+    project = load_config(_text_project(tmp_path, {"test": "test.csv"}))
+    assert load_dataset(project).split("test").inputs == ["042", "7", "1234"]
