@@ -167,3 +167,38 @@ def test_csv_text_that_looks_like_a_number_stays_text(tmp_path: Path) -> None:
     (tmp_path / "test.csv").write_text("text,label\n042,billing\n7,shipping\n1234,billing\n")
     project = load_config(_text_project(tmp_path, {"test": "test.csv"}))
     assert load_dataset(project).split("test").inputs == ["042", "7", "1234"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# A model file that is not ONNX at all: broken, not unsafe
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "extra"),
+    [
+        (b"this is not an onnx model\n", ""),
+        (b"PK\x03\x04" + b"\x00" * 40, "starts like a zip archive"),
+        (b"\x80\x04K\x01.", "starts like a pickle"),
+        (b"", "the file is empty"),
+    ],
+)
+def test_file_that_is_not_onnx_is_not_called_unsafe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, extra: str
+) -> None:
+    (tmp_path / "test.jsonl").write_text(_lines(GOOD))
+    (tmp_path / "model.onnx").write_bytes(content)
+    err = _refused(_text_project(tmp_path, {"test": "test.jsonl"}), capsys)
+    assert (
+        f"model.path: '{tmp_path / 'model.onnx'}' is not a valid ONNX model (corrupt, truncated, or another format)"
+        in err
+    )
+    assert extra in err
+    assert "allow_unsafe_files" not in err and "refusing" not in err and "external data" not in err
+
+
+def test_scan_reports_a_file_that_is_not_onnx(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"this is not an onnx model\n")
+    assert main(["scan", str(tmp_path / "model.onnx")]) == 1
+    out = capsys.readouterr().out
+    assert "model.onnx: unparseable-onnx: medium: not a valid ONNX model" in out
