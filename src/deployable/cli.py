@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from deployable.core.errors import DeployableError
+from deployable.core.errors import ConfigError, DeployableError
 
 app = typer.Typer(
     add_completion=False,
@@ -26,9 +26,39 @@ out_console = Console()
 _state: dict[str, Any] = {"debug": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from deployable._version import __version__
+
+        print(f"deployable {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False) -> None:
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
     _state["debug"] = debug
+
+
+CONFIG_NAME = "deployable.yaml"
+
+
+def _config_file(path: Path) -> Path:
+    """The config a command was given: a file as is, or the deployable.yaml inside a folder."""
+    if not path.is_dir():
+        return path  # load_config reports a missing file, with a did-you-mean
+    inside = path / CONFIG_NAME
+    if inside.is_file():
+        return inside
+    yamls = sorted(p.name for p in path.glob("*.y*ml") if p.is_file())
+    raise ConfigError(
+        f"{path}: is a folder without a {CONFIG_NAME}",
+        hint=f"pass one of its config files: {', '.join(yamls)}" if yamls else f"pass the path to a {CONFIG_NAME}",
+    )
 
 
 def _summary(result: Any, out: Path | None) -> None:
@@ -71,7 +101,7 @@ def _summary(result: Any, out: Path | None) -> None:
 
 @app.command()
 def run(
-    config: Annotated[Path, typer.Argument(help="deployable.yaml")],
+    config: Annotated[Path, typer.Argument(help="deployable.yaml, or a folder holding one")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")] = Path("runs/latest"),
     no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute predictions")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
@@ -81,7 +111,7 @@ def run(
     from deployable.config import load_config
     from deployable.pipeline import run as run_pipeline
 
-    project = load_config(config, overrides=set_)
+    project = load_config(_config_file(config), overrides=set_)
     result = run_pipeline(project, out, progress=not quiet, use_cache=not no_cache, console=console)
     _summary(result, out)
     _verdict(result)
@@ -89,7 +119,7 @@ def run(
 
 @app.command()
 def optimize(
-    config: Annotated[Path, typer.Argument(help="deployable.yaml with an optimize: section")],
+    config: Annotated[Path, typer.Argument(help="deployable.yaml with an optimize: section, or its folder")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")] = Path("runs/latest"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
@@ -97,6 +127,7 @@ def optimize(
     from deployable.config import load_config
     from deployable.pipeline import run as run_pipeline
 
+    config = _config_file(config)
     project = load_config(config)
     if not project.optimize.recipes:
         raise DeployableError(
@@ -197,7 +228,7 @@ def _print_findings(findings: Any, limit: int = 30) -> None:
 
 @app.command()
 def audit(
-    config: Annotated[Path, typer.Argument(help="deployable.yaml")],
+    config: Annotated[Path, typer.Argument(help="deployable.yaml, or a folder holding one")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")] = Path("runs/audit"),
     fail_on: Annotated[
         str, typer.Option(help="exit 1 when a finding is at least this severe: critical|high|medium|low|never")
@@ -212,7 +243,7 @@ def audit(
 
     if fail_on not in _FAIL_LEVELS:
         raise DeployableError(f"--fail-on: expected one of {', '.join(_FAIL_LEVELS)}, got '{fail_on}'")
-    result = scan_and_audit(load_config(config, overrides=set_), out, progress=not quiet, console=console)
+    result = scan_and_audit(load_config(_config_file(config), overrides=set_), out, progress=not quiet, console=console)
     found = result.audit
     counts = ", ".join(f"{n} {sev}" for sev, n in found.counts.items() if n) or "no findings"
     out_console.print(f"audit of {result.name}: {counts}")
@@ -266,7 +297,7 @@ def scan(
 
 @app.command()
 def gate(
-    config: Annotated[Path, typer.Argument(help="deployable.yaml with a policy: section")],
+    config: Annotated[Path, typer.Argument(help="deployable.yaml with a policy: section, or its folder")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder to write")] = Path("runs/gate"),
     baseline: Annotated[
         Path | None, typer.Option(help="a previous run folder to compare with (overrides policy.baseline)")
@@ -278,6 +309,7 @@ def gate(
     from deployable.config import load_config
     from deployable.pipeline import run as run_pipeline
 
+    config = _config_file(config)
     project = load_config(config, overrides=set_)
     if baseline is not None:
         policy = project.policy.model_copy(update={"baseline": _baseline_config(baseline)})
@@ -306,11 +338,25 @@ def schema() -> None:
     print(json.dumps(json_schema(), indent=2))
 
 
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """click's ``ClickException`` as typer raises it: typer 0.2x bundles its own copy of click (``typer._click``), so
+    ``click.ClickException`` alone does not catch its usage errors; older typer raises click's own."""
+    import importlib
+
+    found: list[type[Exception]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line and exit 2; a traceback only with --debug."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        code = app(args=args, standalone_mode=False)
+        code = app(args=args, prog_name="deployable", standalone_mode=False)
         if isinstance(code, int) and code:  # click returns typer.Exit's code in non-standalone mode
             return code
     except DeployableError as exc:
@@ -322,14 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except SystemExit as exc:
         return int(exc.code or 0)
-    except Exception as exc:  # click usage errors and unexpected failures
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
+    except typer.Abort:
+        return 130
+    except _click_exceptions() as exc:  # usage errors are the user's: click's message and usage line, exit 2
+        exc.show()  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2) or 2)
+    except Exception as exc:  # unexpected failures
         if "--debug" in args:
             raise
         console.print(

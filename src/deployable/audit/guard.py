@@ -15,6 +15,9 @@ from deployable.core.errors import ModelError
 from deployable.core.records import AuditCheck, Finding
 
 BLOCKING = ("critical", "high", "medium")
+# Findings that say the file is not the model format it is named as (corrupt, truncated, another format): refused
+# with what is wrong with the file, never with advice to allow unsafe files.
+NOT_A_MODEL = frozenset({"unparseable-onnx"})
 
 
 def model_file_paths(spec: dict[str, Any]) -> dict[str, Path]:
@@ -49,6 +52,8 @@ def scan_model(spec: dict[str, Any], *, refuse: bool = True) -> tuple[list[Findi
     blocked = bool(blocking) and not spec.get("allow_unsafe_files", False)
     if blocked and refuse:
         f = blocking[0]
+        if f.code in NOT_A_MODEL:  # a broken file: switching off the safety check would not make it load
+            raise ModelError(f"{_field(paths, f.file)}: '{f.file}' is {f.message}", hint=convert_hint(f))
         where = f"{f.file} [{f.member}]" if f.member else str(f.file)
         more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
         hint = convert_hint(f)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+import numbers
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,9 +42,26 @@ def _format_of(path: Path, cfg: DataConfig, key: str) -> str:
     return fmt
 
 
-def _table(df: pd.DataFrame, path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
-    """Columns of a table -> raw split fields."""
+def _describe(value: Any) -> str:
+    """A value that is not text, as a user would name it: 'the number 42', 'a list'."""
+    if isinstance(value, (bool, np.bool_)):
+        return f"the boolean {str(bool(value)).lower()}"
+    if isinstance(value, numbers.Number):
+        return f"the number {value!r}" if not isinstance(value, np.generic) else f"the number {value.item()!r}"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _table(
+    df: pd.DataFrame, path: Path, cfg: DataConfig, key: str, where: Callable[[int], str] | None = None
+) -> dict[str, Any]:
+    """Columns of a table -> raw split fields; ``where(row)`` names a row (0-based) in messages ("line 3")."""
     import pandas as pd  # pandas takes a second to import: only when a table is read
+
+    where = where or (lambda row: f"row {row + 1}")
 
     def need(col: str, field: str) -> pd.Series:
         if col not in df.columns:
@@ -56,8 +75,16 @@ def _table(df: pd.DataFrame, path: Path, cfg: DataConfig, key: str) -> dict[str,
         col = need(cfg.text_column, "text_column")
         if col.isna().any():
             row = int(np.flatnonzero(col.isna().to_numpy())[0])
-            raise DataError(f"{path}: row {row + 1} has no text in column '{cfg.text_column}' (fill or drop it)")
-        inputs: Any = col.astype(str).tolist()
+            raise DataError(f"{path}: {where(row)} has no text in column '{cfg.text_column}' (fill or drop it)")
+        values = col.tolist()
+        row = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
+        if row is not None:
+            raise DataError(
+                f"{path}: {where(row)}: column '{cfg.text_column}' (data.text_column) holds "
+                f"{_describe(values[row])}, not text",
+                hint="store the text as a quoted string, or set data.text_column to the column that holds the text",
+            )
+        inputs: Any = values
     elif cfg.feature_columns:
         cols = [need(c, "feature_columns") for c in cfg.feature_columns]
         inputs = np.stack([pd.to_numeric(c, errors="coerce").to_numpy(np.float32) for c in cols], axis=1)
@@ -73,15 +100,61 @@ def _table(df: pd.DataFrame, path: Path, cfg: DataConfig, key: str) -> dict[str,
     return {"inputs": inputs, "labels": labels, "ids": ids, "columns": slices}
 
 
+_JSON_KINDS = {list: "list", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _jsonl_records(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The objects of a JSON Lines file and the (1-based) line each came from; blank lines are skipped.
+
+    Raises:
+        DataError: naming the first line that is not UTF-8, not JSON, or not a JSON object.
+    """
+    records: list[dict[str, Any]] = []
+    lines: list[int] = []
+    with open(path, "rb") as f:
+        data = f.read()
+    raw_lines = data.split(b"\n")
+    for number, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                f"{path}: line {number} is not UTF-8 text (byte {exc.start + 1} of the line)",
+                hint="save the file as UTF-8",
+            ) from exc
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if number == len(raw_lines):  # the last line, and no newline after it
+                hint = "the file ends in the middle of this line: it looks cut short; write it again or drop the line"
+            elif not records and text.lstrip().startswith("["):
+                hint = "this looks like one JSON array; write one JSON object per line (JSON Lines) instead"
+            else:
+                hint = "one JSON object per line"
+            at = "" if exc.msg.endswith(" at") else " at"
+            raise DataError(
+                f"{path}: line {number} is not valid JSON ({exc.msg}{at} column {exc.colno})", hint=hint
+            ) from exc
+        if not isinstance(value, dict):
+            kind = _JSON_KINDS.get(type(value), type(value).__name__)
+            raise DataError(
+                f"{path}: line {number} is a JSON {kind}, not an object",
+                hint='one JSON object per line, e.g. {"text": "...", "label": "..."}',
+            )
+        records.append(value)
+        lines.append(number)
+    return records, lines
+
+
 @register("data", "jsonl")
 def read_jsonl(path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
     import pandas as pd  # pandas takes a second to import: only when a table is read
 
-    try:
-        df = pd.read_json(path, lines=True, dtype=False)
-    except ValueError as exc:
-        raise DataError(f"{path}: not valid JSON Lines ({exc})", hint="one JSON object per line") from exc
-    return _table(df, path, cfg, key)
+    records, lines = _jsonl_records(path)
+    df = pd.DataFrame.from_records(records)
+    return _table(df, path, cfg, key, where=lambda row: f"line {lines[row]}")
 
 
 @register("data", "csv")
@@ -89,7 +162,8 @@ def read_csv(path: Path, cfg: DataConfig, key: str) -> dict[str, Any]:
     import pandas as pd  # pandas takes a second to import: only when a table is read
 
     try:
-        df = pd.read_csv(path, keep_default_na=True)
+        # the text column is text even where it looks like a number ("042" stays "042")
+        df = pd.read_csv(path, keep_default_na=True, dtype={cfg.text_column: str} if cfg.text_column else None)
     except (ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: not a readable CSV file ({exc})") from exc
     return _table(df, path, cfg, key)
@@ -200,12 +274,22 @@ def _labels_to_index(raw: list[Any] | None, names: list[str], n: int, path: Path
     return out
 
 
+def _is_blank(path: Path) -> bool:
+    """Whether a file holds nothing but whitespace (read only until its first other byte)."""
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 16):
+            if chunk.strip():
+                return False
+    return True
+
+
 def load_dataset(project: Project) -> Dataset:
     """Read every split the config names into one :class:`Dataset`."""
     cfg = project.data
     raw: dict[str, dict[str, Any]] = {}
     paths: dict[str, Path] = {}
     formats = set()
+    ood_splits = {"ood", project.evaluate.ood.split}
     for split, rel in cfg.splits.items():
         path = project.path(rel)
         key = f"data.splits.{split}"
@@ -214,10 +298,22 @@ def load_dataset(project: Project) -> Dataset:
                 f"{key}: expected a file, but '{rel}' does not exist",
                 hint="check the path; it is relative to the config's folder",
             )
+        if path.is_file() and _is_blank(path):
+            raise DataError(
+                f"{key}: {path}: the file is empty",
+                hint=f"put the split's samples in it, or point {key} at the file that holds them",
+            )
         fmt = _format_of(path, cfg, key)
         formats.add(fmt)
         reader = get_plugin("data", fmt, field="data.format")
         raw[split] = reader(path, cfg, key)
+        if len(raw[split]["inputs"]) == 0:
+            raise DataError(
+                f"{key}: {path}: the file holds no samples (0 rows)",
+                hint=f"put the split's samples in it, or point {key} at the file that holds them",
+            )
+        if split in ood_splits:
+            raw[split]["labels"] = None  # OOD samples belong to no class: a label column there is not a class
         paths[split] = path
 
     # label space: explicit, else sorted labels of the training split (or of every labelled split)
@@ -247,7 +343,7 @@ def load_dataset(project: Project) -> Dataset:
         path = paths[split]
         n = len(r["inputs"])
         labels = _labels_to_index(r["labels"], names, n, path, split)
-        if split != "ood" and (labels == UNLABELED).any():
+        if split not in ood_splits and (labels == UNLABELED).any():
             row = int(np.flatnonzero(labels == UNLABELED)[0])
             raise DataError(
                 f"{path}: row {row + 1} of split '{split}' has no '{cfg.label_column}' "
@@ -259,7 +355,7 @@ def load_dataset(project: Project) -> Dataset:
             if isinstance(s, str):
                 if s in r["columns"]:
                     slices[s] = np.asarray(r["columns"][s]).astype(str)
-                elif split != "ood":
+                elif split not in ood_splits:
                     raise DataError(
                         f"{path}: slice column '{s}' (data.slices) is not in the file",
                         hint="remove it from data.slices or add the column",
@@ -269,7 +365,7 @@ def load_dataset(project: Project) -> Dataset:
                     r["inputs"] if (s.column == cfg.text_column and modality == "text") else r["columns"].get(s.column)
                 )
                 if source_col is None:
-                    if split == "ood":
+                    if split in ood_splits:
                         continue
                     raise DataError(f"{path}: slice '{s.name}' needs column '{s.column}', which is not in the file")
                 slices[s.name] = _bin(s, source_col, path)

@@ -12,7 +12,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 from deployable.audit.scan._context import _Ctx
-from deployable.audit.scan._kinds import _NPY_MAX_HEADER, _SAFETENSORS_MAX_HEADER, CONVERT_HINT
+from deployable.audit.scan._kinds import (
+    _NPY_MAX_HEADER,
+    _SAFETENSORS_MAX_HEADER,
+    _ZIP_MAGICS,
+    CONVERT_HINT,
+    _looks_like_pickle,
+)
 from deployable.audit.scan._pickles import _scan_pickles
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -179,6 +185,33 @@ def _onnx_node_tensors(nodes: Iterable[Any]) -> Iterator[Any]:
                 yield from _onnx_tensors(g)
 
 
+NOT_ONNX_HINT = (
+    "check that the path names the .onnx file you exported, or export it again: "
+    "torch.onnx.export(model, example_input, 'model.onnx')"
+)
+
+
+def _not_onnx(ctx: _Ctx, why: str) -> None:
+    """A ``.onnx`` file that is no ONNX model: corrupt, truncated, or another format under that name. Nothing in it
+    can be verified (so loading it is refused), but it is a broken file, not an unsafe one: see ``guard``."""
+    with open(ctx.path, "rb") as f:
+        head = f.read(16)
+    other = (
+        "; it starts like a zip archive (a torch checkpoint?)"
+        if head.startswith(_ZIP_MAGICS)
+        else "; it starts like a pickle"
+        if _looks_like_pickle(head)
+        else ""
+    )
+    ctx.add(
+        "unparseable-onnx",
+        "medium",
+        f"not a valid ONNX model (corrupt, truncated, or another format): {why}{other}",
+        None,
+        hint=NOT_ONNX_HINT,
+    )
+
+
 def _scan_onnx(ctx: _Ctx) -> None:
     try:
         import onnx
@@ -193,8 +226,10 @@ def _scan_onnx(ctx: _Ctx) -> None:
     try:
         model = onnx.load(str(ctx.path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
-        ctx.add("unparseable-onnx", "medium", f"ONNX model cannot be parsed ({type(exc).__name__}): not verified", None)
-        return
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return _not_onnx(ctx, f"onnx cannot parse it ({type(exc).__name__}{': ' + detail if detail else ''})")
+    if not model.HasField("graph"):  # an empty file, or bytes that happen to decode, parse as a graphless model
+        return _not_onnx(ctx, "the file is empty" if ctx.path.stat().st_size == 0 else "it holds no graph")
     tensors = [*_onnx_tensors(model.graph), *(t for fn in model.functions for t in _onnx_node_tensors(fn.node))]
     folder = ctx.path.parent
     boundary = (ctx.root or folder).resolve()
