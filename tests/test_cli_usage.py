@@ -13,6 +13,7 @@ import pytest
 
 from deployable._version import __version__
 from deployable.cli import main
+from deployable.core.errors import DeployableError
 
 
 def _usage(capsys: pytest.CaptureFixture[str]) -> str:
@@ -99,3 +100,17 @@ def test_folder_without_deployable_yaml_says_so(tmp_path: Path, capsys: pytest.C
     assert len(err.splitlines()) == 1, err
     assert f"{tmp_path}: is a folder without a deployable.yaml" in err
     assert "project.yaml" in err and "does not exist" not in err
+
+
+def test_the_library_accepts_a_project_folder_too(tmp_path: Path) -> None:
+    """``deployable.load_config`` (and so ``deployable.run``) resolves a folder like the CLI does."""
+    from deployable.config import load_config
+
+    (tmp_path / "deployable.yaml").write_text("name: x\n")
+    with pytest.raises(DeployableError) as err:  # the folder is read: the error is about the file's keys
+        load_config(tmp_path)
+    assert "deployable.yaml" in str(err.value) and "does not exist" not in str(err.value)
+    (tmp_path / "deployable.yaml").unlink()
+    (tmp_path / "other.yaml").write_text("name: x\n")
+    with pytest.raises(DeployableError, match=r"is a folder without a deployable\.yaml"):
+        load_config(tmp_path)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from deployable.core.errors import ConfigError, DeployableError
+from deployable.core.errors import DeployableError
 
 app = typer.Typer(
     add_completion=False,
@@ -42,23 +42,6 @@ def _main(
     ] = False,
 ) -> None:
     _state["debug"] = debug
-
-
-CONFIG_NAME = "deployable.yaml"
-
-
-def _config_file(path: Path) -> Path:
-    """The config a command was given: a file as is, or the deployable.yaml inside a folder."""
-    if not path.is_dir():
-        return path  # load_config reports a missing file, with a did-you-mean
-    inside = path / CONFIG_NAME
-    if inside.is_file():
-        return inside
-    yamls = sorted(p.name for p in path.glob("*.y*ml") if p.is_file())
-    raise ConfigError(
-        f"{path}: is a folder without a {CONFIG_NAME}",
-        hint=f"pass one of its config files: {', '.join(yamls)}" if yamls else f"pass the path to a {CONFIG_NAME}",
-    )
 
 
 def _summary(result: Any, out: Path | None) -> None:
@@ -111,7 +94,7 @@ def run(
     from deployable.config import load_config
     from deployable.pipeline import run as run_pipeline
 
-    project = load_config(_config_file(config), overrides=set_)
+    project = load_config(config, overrides=set_)
     result = run_pipeline(project, out, progress=not quiet, use_cache=not no_cache, console=console)
     _summary(result, out)
     _verdict(result)
@@ -124,10 +107,10 @@ def optimize(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
 ) -> None:
     """Make the variants the config's optimize: section lists, evaluate each against the source, write the run."""
-    from deployable.config import load_config
+    from deployable.config import config_file, load_config
     from deployable.pipeline import run as run_pipeline
 
-    config = _config_file(config)
+    config = config_file(config)  # a project folder names its deployable.yaml in the messages below
     project = load_config(config)
     if not project.optimize.recipes:
         raise DeployableError(
@@ -243,7 +226,7 @@ def audit(
 
     if fail_on not in _FAIL_LEVELS:
         raise DeployableError(f"--fail-on: expected one of {', '.join(_FAIL_LEVELS)}, got '{fail_on}'")
-    result = scan_and_audit(load_config(_config_file(config), overrides=set_), out, progress=not quiet, console=console)
+    result = scan_and_audit(load_config(config, overrides=set_), out, progress=not quiet, console=console)
     found = result.audit
     counts = ", ".join(f"{n} {sev}" for sev, n in found.counts.items() if n) or "no findings"
     out_console.print(f"audit of {result.name}: {counts}")
@@ -306,10 +289,10 @@ def gate(
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key: key.path=value")] = None,
 ) -> None:
     """Run the pipeline and gate the candidates: exit 0 on pass, 1 on a failed gate, 2 on a user error."""
-    from deployable.config import load_config
+    from deployable.config import config_file, load_config
     from deployable.pipeline import run as run_pipeline
 
-    config = _config_file(config)
+    config = config_file(config)  # a project folder names its deployable.yaml in the messages below
     project = load_config(config, overrides=set_)
     if baseline is not None:
         policy = project.policy.model_copy(update={"baseline": _baseline_config(baseline)})

@@ -167,7 +167,7 @@ class DataConfig(_Strict):
     )
     splits: dict[str, str] = Field(
         description="split name -> file or folder; needs 'test', usually 'validation', "
-        "'train'; 'ood' holds samples that belong to no class"
+        "'train'; 'ood' holds samples that belong to no class (any labels it has are ignored)"
     )
     modality: Literal["auto", "text", "image", "tabular"] = Field(
         "auto", description="what the inputs are; 'auto' infers it from the columns or array shapes"
@@ -716,6 +716,23 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
+CONFIG_NAME = "deployable.yaml"
+
+
+def config_file(path: Path) -> Path:
+    """The config a path names: a file as it is, or the ``deployable.yaml`` inside a project folder."""
+    if not path.is_dir():
+        return path  # load_config reports a missing file, with a did-you-mean
+    inside = path / CONFIG_NAME
+    if inside.is_file():
+        return inside
+    yamls = sorted(p.name for p in path.glob("*.y*ml") if p.is_file())
+    raise ConfigError(
+        f"{path}: is a folder without a {CONFIG_NAME}",
+        hint=f"pass one of its config files: {', '.join(yamls)}" if yamls else f"pass the path to a {CONFIG_NAME}",
+    )
+
+
 def load_config(
     source: str | Path | dict[str, Any],
     *,
@@ -725,7 +742,7 @@ def load_config(
     """Parse a config file (or a dict) into a :class:`Project`, with one-line errors naming the key path.
 
     Args:
-        source: path to ``deployable.yaml``, or the already-parsed mapping.
+        source: path to ``deployable.yaml`` (or to the folder holding it), or the already-parsed mapping.
         base_dir: folder relative paths resolve against; default: the file's folder (or the working directory).
         overrides: ``key.path=value`` settings applied before validation (``--set`` on the command line); the
             value is read as YAML (``optimize.recipes=[]``, ``evaluate.batch_size=16``, ``model.head=h.safetensors``).
@@ -735,7 +752,7 @@ def load_config(
         raw = dict(source)
         base = Path(base_dir or ".").resolve()
     else:
-        path = Path(source)
+        path = config_file(Path(source))
         label = str(path)
         if not path.is_file():
             sibling = closest(path.name, [p.name for p in path.parent.glob("*")]) if path.parent.is_dir() else None
