@@ -114,3 +114,11 @@ def test_the_library_accepts_a_project_folder_too(tmp_path: Path) -> None:
     (tmp_path / "other.yaml").write_text("name: x\n")
     with pytest.raises(DeployableError, match=r"is a folder without a deployable\.yaml"):
         load_config(tmp_path)
+
+
+def test_the_summary_says_how_many_nodes_a_quantized_variant_kept_in_float() -> None:
+    from deployable.cli import _kept_in_float
+
+    assert _kept_in_float({"excluded_nodes": [{}] * 8, "quantized_nodes": 32}) == " (8 of 40 nodes in float)"
+    assert _kept_in_float({"excluded_nodes": [], "quantized_nodes": 40}) == ""
+    assert _kept_in_float({"recipe": "fp16"}) == ""

@@ -513,3 +513,60 @@ def test_static_activation_type_follows_the_machine(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     assert StaticInt8Quantizer().activation_type == "int8"
     assert StaticInt8Quantizer(activations="uint8").activation_type == "uint8"
+
+
+def test_nothing_made_names_the_fully_quantized_and_the_best_partial_result() -> None:
+    from deployable.optimize._optimize import nothing_made
+
+    steps = [
+        {"excluded": 0, "accuracy_drop": -0.0037, "agreement": 0.974, "ok": False},
+        {"excluded": 8, "accuracy_drop": 0.0, "agreement": 0.989, "ok": False},
+        {"excluded": 16, "accuracy_drop": 0.0074, "agreement": 0.985, "ok": False},
+        {"excluded": 40, "accuracy_drop": 0.0, "agreement": 1.0, "ok": True},
+    ]
+    recipe = {"recipe": "int8-dynamic", "quantized_nodes": 0, "excluded_nodes": [{}] * 40, "search": steps}
+    assert nothing_made(recipe) == (
+        "nothing quantized: the tolerance was met only with all 40 quantizable nodes kept in float; "
+        "fully INT8: agreement 97.4%, accuracy +0.37 points; "
+        "best partial (8 of 40 in float): agreement 98.9%, accuracy +0.00 points; no subset met the tolerance"
+    )
+    assert nothing_made({**recipe, "quantized_nodes": 1}) == ""
+    assert nothing_made({"recipe": "fp16"}) == ""
+    assert nothing_made({"quantized_nodes": 0}).startswith("nothing quantized: the graph has no node")
+
+
+def test_a_search_that_keeps_every_node_in_float_is_rejected(
+    tabular_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search meets the tolerance only with nothing quantized: the variant is its parent under an INT8 name,
+    so it is rejected with the reason, not accepted."""
+    import dataclasses
+
+    from deployable.optimize import recipes
+
+    real = recipes.fallback_search
+
+    def only_all_in_float(sens, make, check):  # every graph with a quantized node fails the tolerance
+        last = {"k": 0}
+
+        def counted(excluded):
+            last["k"] = len(excluded)
+            return make(excluded)
+
+        def strict(candidate):
+            result = check(candidate)
+            return result if last["k"] == len(sens) else dataclasses.replace(result, min_agreement=2.0)
+
+        return real(sens, counted, strict)
+
+    monkeypatch.setattr(recipes, "fallback_search", only_all_in_float)
+    ctx, source = _context(tabular_project, ["int8-dynamic"], tmp_path, tolerance=TOLERANCE)
+    variant = next(v for v in optimize(ctx, source) if v.name == "int8-dynamic")
+    assert variant.recipe["quantized_nodes"] == 0
+    assert variant.status == "rejected"
+    n = len(variant.recipe["excluded_nodes"])
+    assert variant.reason.startswith(
+        f"nothing quantized: the tolerance was met only with all {n} quantizable nodes kept in float; fully INT8: "
+    ), variant.reason
+    assert variant.reason.endswith("no subset met the tolerance")
+    assert variant.recipe["tolerance_check"]["agreement"] == 1.0  # it did meet the tolerance: as float

@@ -63,6 +63,37 @@ def optimize(ctx: OptimizeContext, source: Variant) -> list[Variant]:
 def _judge(ctx: OptimizeContext, variant: Variant) -> Variant:
     result = check_tolerance(ctx, tolerance_logits(ctx, variant.name), tolerance_logits(ctx, "source"))
     recipe: dict[str, Any] = {**variant.recipe, "tolerance_check": result.to_dict()}
+    nothing = nothing_made(variant.recipe)
+    if nothing:  # within tolerance only because it is its parent under another name: not a variant to ship
+        return variant.replace(recipe=recipe, status="rejected", reason=nothing)
     if result.ok:
         return variant.replace(recipe=recipe, status="accepted", reason="")
     return variant.replace(recipe=recipe, status="rejected", reason=f"outside tolerance {result.reason()}")
+
+
+def _step_text(step: dict[str, Any]) -> str:
+    change = 0.0 - 100 * step["accuracy_drop"]  # 0.0 - ... so that no change prints +0.00, not -0.00
+    return f"agreement {step['agreement']:.1%}, accuracy {change:+.2f} points"
+
+
+def nothing_made(recipe: dict[str, Any]) -> str:
+    """Why a quantized variant is its parent under another name (its search kept every node in float), else "".
+
+    The reason gives the fully quantized graph's result and the best partial one the search saw, so a reader sees
+    how far the recipe was from the tolerance.
+    """
+    if recipe.get("quantized_nodes") != 0:
+        return ""
+    total = len(recipe.get("excluded_nodes") or [])
+    if total == 0:
+        return "nothing quantized: the graph has no node of the types this recipe quantizes"
+    steps = recipe.get("search") or []
+    parts = [f"nothing quantized: the tolerance was met only with all {total} quantizable nodes kept in float"]
+    full = next((s for s in steps if s["excluded"] == 0), None)
+    if full is not None:
+        parts.append(f"fully INT8: {_step_text(full)}")
+    partial = [s for s in steps if 0 < s["excluded"] < total]
+    if partial:
+        best = max(partial, key=lambda s: (s["agreement"], -s["accuracy_drop"]))
+        parts.append(f"best partial ({best['excluded']} of {total} in float): {_step_text(best)}")
+    return "; ".join([*parts, "no subset met the tolerance"])
