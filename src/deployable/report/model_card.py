@@ -538,8 +538,10 @@ def _verdict(result: RunResult) -> str:
         )
     passed = sum(c.status == "PASS" for c in v.checks)
     undecided_checks = sum(c.status == "UNDECIDED" for c in v.checks)
-    tail = f", {undecided_checks} undecided." if undecided_checks else "."
-    parts += ["", f"{passed} of {len(v.checks)} checks passed{tail}"]
+    tail = f", {undecided_checks} undecided" if undecided_checks else ""
+    if summary.shared:
+        tail += " (a shared comparison counts once per variant here)"
+    parts += ["", f"{passed} of {len(v.checks)} checks passed{tail}."]
     return "\n".join(parts)
 
 
