@@ -150,3 +150,15 @@ def test_model_card_summarizes_the_undecided_comparisons() -> None:
     assert any("| `source` | channel=phone |" in r for r in rows)  # a warning stays in the table
     assert sum("| overall |" in r for r in rows) == 3
     assert "Not in the table: 7 slice and class comparisons undecided at n = 100" in comparison
+
+
+def test_report_folds_the_undecided_slices_of_the_chosen_variant_under_one_line() -> None:
+    from deployable.report.html import render_report
+
+    result, _ = _gate()
+    page = render_report(result)
+    # int8-dynamic is chosen: its 4 undecided slices fold under their own line, the run's line is kept too
+    assert "<summary>4 comparisons undecided at n = 100; 4 with no disagreement, so no size estimate</summary>" in page
+    assert "7 comparisons undecided at n = 100" in page
+    assert "<summary>3 warnings</summary>" in page
+    assert "Shared comparisons: onnx-fp32, fp16: same per-sample results as source (its comparisons)." in page

@@ -593,7 +593,7 @@ def _verdict_view(result: RunResult) -> dict[str, Any] | None:
     v = result.verdict
     if v is None:
         return None
-    from deployable.gate.summary import summarize
+    from deployable.gate.summary import VerdictSummary, summarize
 
     summary = summarize(v)
     failed = sorted((c for c in v.checks if c.status in ("FAIL", "ERROR")), key=lambda c: c.status != "ERROR")
@@ -618,7 +618,7 @@ def _verdict_view(result: RunResult) -> dict[str, Any] | None:
         "shared": summary.shared_lines(),
         "comparisons": [c for c in lead_rows if not folded(c)],
         "undecided_comparisons": [c for c in lead_rows if folded(c)],
-        "undecided_slices_line": summary.undecided_line(slices_only=True),
+        "undecided_slices_line": VerdictSummary((), tuple(c for c in lead_rows if folded(c)), {}).undecided_line(),
         "other_comparisons": [c for c in v.comparisons if c.variant not in lead and c.same_as is None],
         "checks": v.checks,
     }
