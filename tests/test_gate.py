@@ -102,13 +102,14 @@ def test_comparison_with_a_previous_run_passes_the_same_model_and_fails_a_broken
     production = tabular_project.parent / "production"
     run(_config(tabular_project), production)
     # the same model against itself on 50 samples: no discordant pair, but 50 samples cannot show it is within a
-    # one-point margin, so the comparison is inconclusive (a warning), and noise does not fail the release either
+    # one-point margin, so the comparison is undecided (not a warning), and noise does not fail the release either
     config = _config(tabular_project, {"baseline": {"run": str(production)}})
     verdict = run(config).verdict
     overall = next(c for c in verdict.comparisons if c.group == "overall")
     assert overall.better == overall.worse == 0 and overall.outcome == "INCONCLUSIVE"
     assert overall.difference.low < -overall.margin < 0 < overall.difference.high
     assert verdict.status == "PASS" and verdict.baseline == "production"
+    assert next(c for c in verdict.checks if c.name == "accuracy vs production").status == "UNDECIDED"
     groups = {c.group for c in verdict.comparisons}
     assert {"overall", "region=north"} <= groups and "region=south" not in groups  # 17 samples < min_slice_n
 

@@ -177,13 +177,22 @@ def _verdict(result: Any) -> None:
     for s in v.selections:
         chosen = s.variant or "none"
         out_console.print(f"  {s.target}: {chosen} ({s.reason})", soft_wrap=True, markup=False, highlight=False)
-    warnings = [c for c in v.checks if c.status == "WARN"]
-    if warnings:
+    from deployable.gate.summary import summarize
+
+    summary = summarize(v)
+    counts = []
+    if summary.warnings:
+        k = len(summary.warnings)
+        counts.append(f"{k} warning{'s' if k != 1 else ''}")
+    undecided = summary.undecided_line()
+    if undecided:
+        counts.append(undecided.replace(" undecided at ", " undecided at this sample size, ", 1))
+    if counts:
         out_console.print(
-            f"  {len(warnings)} warnings (non-critical checks, inconclusive comparisons): see the report's verdict",
-            highlight=False,
-            soft_wrap=True,
+            f"  {'; '.join(counts)}: see the report's verdict", markup=False, highlight=False, soft_wrap=True
         )
+    for line in summary.shared_lines():
+        out_console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
     for c in v.checks:
         if c.status in ("FAIL", "ERROR"):
             out_console.print(

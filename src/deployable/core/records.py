@@ -507,7 +507,7 @@ class AuditResult(Record):
 # Gate
 # ---------------------------------------------------------------------------------------------------------------------
 
-CHECK_STATUSES = ("PASS", "FAIL", "WARN", "ERROR", "SKIPPED")
+CHECK_STATUSES = ("PASS", "FAIL", "WARN", "ERROR", "SKIPPED", "UNDECIDED")
 
 
 @dataclass(frozen=True)
@@ -516,7 +516,9 @@ class CheckResult(Record):
 
     A non-critical check that fails is a ``WARN``; a check on a metric the run does not have is an ``ERROR`` that
     names the closest metric path; a check whose metric does not apply (no baseline, no robustness run) is
-    ``SKIPPED`` with the reason.
+    ``SKIPPED`` with the reason. A comparison with the baseline that this sample size does not decide, and whose
+    point estimate is not past the margin, is ``UNDECIDED``: a state, neither a pass nor a warning (one whose point
+    estimate is past the margin is a ``WARN``; with ``policy.comparison.inconclusive: fail`` both are ``FAIL``).
     """
 
     name: str
@@ -543,7 +545,8 @@ class Comparison(Record):
     multiple-testing correction leaves for this group); ``better``/``worse`` count the discordant pairs (candidate
     right and baseline wrong, and the reverse); ``p_value`` is the exact McNemar test on them and ``p_adjusted`` its
     Holm correction over the slices. ``outcome`` is PASS (no worse than ``margin``), FAIL (worse than ``margin``) or
-    INCONCLUSIVE, with ``n_needed`` the test-set size that would decide it.
+    INCONCLUSIVE, with ``n_needed`` the test-set size that would decide it. ``same_as`` names an earlier variant
+    with the same per-sample correctness on the test split: the comparison is that variant's, computed once.
     """
 
     variant: str
@@ -559,6 +562,7 @@ class Comparison(Record):
     margin: float
     outcome: str
     n_needed: int | None = None
+    same_as: str | None = None
 
 
 @dataclass(frozen=True)

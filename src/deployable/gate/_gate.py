@@ -2,9 +2,12 @@
 
 A variant passes when none of its critical checks FAILs or ERRORs; every comparison with the baseline (overall and
 per slice) is a check too: PASS when the paired interval shows the candidate no worse than the margin, FAIL when it
-shows it worse, and INCONCLUSIVE (a WARN, or a FAIL when ``policy.comparison.inconclusive: fail``) otherwise. For each
-target the cheapest passing variant is chosen (latency at the target's smallest batch, then file size); the verdict
-is PASS when every target has one.
+shows it worse. A comparison the sample size does not decide (INCONCLUSIVE) is a FAIL with
+``policy.comparison.inconclusive: fail``; otherwise a WARN when its point estimate is past the margin (a regression
+not yet significant) and UNDECIDED when it is not (a state, not a warning). Variants with the same per-sample
+correctness as an earlier one share its comparison (computed once, ``Comparison.same_as``). For each target the
+cheapest passing variant is chosen (latency at the target's smallest batch, then file size); the verdict is PASS
+when every target has one.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from deployable.config import PolicyConfig, Project
 from deployable.core.errors import ConfigError, DeployableError, did_you_mean
 from deployable.core.records import CheckResult, Comparison, RunResult, Verdict
 from deployable.gate.select import select
+
+UNDECIDED = "UNDECIDED"
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -177,9 +182,15 @@ def _comparison_check(c: Comparison, policy: PolicyConfig, baseline: str) -> Che
     elif c.outcome == "FAIL":
         status, message = "FAIL", f"worse than the margin: {text}"
     else:
-        status = "FAIL" if policy.comparison.inconclusive == "fail" else "WARN"
         need = f"; about {c.n_needed:,} samples would decide it" if c.n_needed else ""
-        message = f"inconclusive: {text}{need}"
+        if policy.comparison.inconclusive == "fail":
+            status, message = "FAIL", f"inconclusive: {text}{need}"
+        elif past_margin(c):
+            status, message = "WARN", f"regression past the margin, not yet significant: {text}{need}"
+        else:
+            status, message = UNDECIDED, f"not decided at this sample size: {text}{need}"
+    if c.same_as:
+        message += f" (same per-sample results as '{c.same_as}': its comparison)"
     return CheckResult(
         name=name,
         status=status,
@@ -190,8 +201,20 @@ def _comparison_check(c: Comparison, policy: PolicyConfig, baseline: str) -> Che
         value=c.candidate_accuracy,
         threshold=-c.margin,
         baseline_value=c.baseline_accuracy,
-        details={"group": c.group, "outcome": c.outcome, "p_adjusted": c.p_adjusted, "n_needed": c.n_needed},
+        details={
+            "group": c.group,
+            "outcome": c.outcome,
+            "n": c.n,
+            "p_adjusted": c.p_adjusted,
+            "n_needed": c.n_needed,
+            "same_as": c.same_as,
+        },
     )
+
+
+def past_margin(c: Comparison) -> bool:
+    """Whether a comparison's point estimate is a regression past its margin (whatever the interval says)."""
+    return c.difference.value < -c.margin - 1e-12  # d is k/n: the tolerance only absorbs float rounding
 
 
 def _group_metric(group: str) -> str:
@@ -240,12 +263,19 @@ def gate(
     names = result.dataset.label_names if policy.comparison.per_class else None
     groups = _groups(split, names) if split is not None else {}
     baseline_metrics = baseline.metrics_in(result) if baseline else None
+    first_with: dict[bytes, str] = {}  # per-sample correctness -> the first variant that has it
+    computed: dict[str, list[Comparison]] = {}
     for variant in candidates:
         checks += evaluate_checks(result, policy, variant, baseline=baseline_metrics)
         if baseline is not None:
             if correct is None or variant not in correct:
                 raise ValueError(f"gate: no per-sample results of variant '{variant}' to compare with the baseline")
-            found = compare(variant, correct[variant], baseline.correct, groups, policy.comparison)
+            right = np.asarray(correct[variant], dtype=bool)
+            first = first_with.setdefault(right.tobytes(), variant)
+            if first == variant:
+                found = computed[variant] = compare(variant, right, baseline.correct, groups, policy.comparison)
+            else:  # the comparison is a function of the correctness alone: the same numbers, computed once
+                found = [c.replace(variant=variant, same_as=first) for c in computed[first]]
             comparisons += found
             checks += [_comparison_check(c, policy, baseline.name) for c in found]
     failing = {c.variant for c in checks if c.critical and c.status in ("FAIL", "ERROR")}

@@ -593,19 +593,33 @@ def _verdict_view(result: RunResult) -> dict[str, Any] | None:
     v = result.verdict
     if v is None:
         return None
+    from deployable.gate.summary import VerdictSummary, summarize
+
+    summary = summarize(v)
     failed = sorted((c for c in v.checks if c.status in ("FAIL", "ERROR")), key=lambda c: c.status != "ERROR")
     chosen = {s.variant for s in v.selections if s.variant}
-    # the chosen variants' comparisons lead (or the source's when nothing passed); the others fold away
+    # the chosen variants' comparisons lead (or the source's when nothing passed); the others fold away. A comparison
+    # shared by variants with the same per-sample results shows once; undecided slices fold under one line.
     lead = chosen or {c.variant for c in v.comparisons[:1]}
+    undecided = {(c.variant, c.group) for c in summary.undecided}
+    lead_rows = [c for c in v.comparisons if c.variant in lead and (c.same_as is None or c.same_as not in lead)]
+
+    def folded(c: Any) -> bool:
+        return c.group != "overall" and (c.same_as or c.variant, c.group) in undecided
+
     return {
         "status": v.status,
         "passed": v.passed,
         "baseline": v.baseline,
         "selections": v.selections,
         "failed": failed,
-        "warnings": [c for c in v.checks if c.status == "WARN"],
-        "comparisons": [c for c in v.comparisons if c.variant in lead],
-        "other_comparisons": [c for c in v.comparisons if c.variant not in lead],
+        "warnings": list(summary.warnings),
+        "undecided_line": summary.undecided_line(),
+        "shared": summary.shared_lines(),
+        "comparisons": [c for c in lead_rows if not folded(c)],
+        "undecided_comparisons": [c for c in lead_rows if folded(c)],
+        "undecided_slices_line": VerdictSummary((), tuple(c for c in lead_rows if folded(c)), {}).undecided_line(),
+        "other_comparisons": [c for c in v.comparisons if c.variant not in lead and c.same_as is None],
         "checks": v.checks,
     }
 

@@ -512,12 +512,24 @@ def _verdict(result: RunResult) -> str:
         )
     else:
         parts.append("No check failed.")
-    warned = [c for c in v.checks if c.status == "WARN"]
+    from deployable.gate.summary import summarize
+
+    summary = summarize(v)
+    warned = summary.warnings
     if warned:
-        parts += ["", "Warnings (non-critical checks that failed):", ""]
+        parts += ["", "Warnings (non-critical checks that failed; regressions past the margin, not significant):", ""]
         parts.append(
             _bullets([f"{c.name}" + (f" on `{c.variant}`" if c.variant else "") + f": {c.message}" for c in warned])
         )
+    undecided = summary.undecided_line()
+    if undecided:
+        parts += [
+            "",
+            f"Not decided at this sample size: {undecided} (neither passed nor failed; the full list is in "
+            "`results.json`, `verdict.comparisons`, and in the report).",
+        ]
+    if summary.shared:
+        parts += ["", "Shared comparisons: " + "; ".join(summary.shared_lines()) + "."]
     skipped = [c for c in v.checks if c.status == "SKIPPED"]
     if skipped:
         parts += ["", "Skipped checks:", ""]
@@ -525,7 +537,11 @@ def _verdict(result: RunResult) -> str:
             _bullets([f"{c.name}" + (f" on `{c.variant}`" if c.variant else "") + f": {c.message}" for c in skipped])
         )
     passed = sum(c.status == "PASS" for c in v.checks)
-    parts += ["", f"{passed} of {len(v.checks)} checks passed."]
+    undecided_checks = sum(c.status == "UNDECIDED" for c in v.checks)
+    tail = f", {undecided_checks} undecided" if undecided_checks else ""
+    if summary.shared:
+        tail += " (a shared comparison counts once per variant here)"
+    parts += ["", f"{passed} of {len(v.checks)} checks passed{tail}."]
     return "\n".join(parts)
 
 
@@ -600,6 +616,22 @@ def _comparison(result: RunResult) -> str:
         return "No gate was run, so nothing was compared with a baseline."
     if not v.comparisons:
         return "No baseline comparison was run (set `policy.baseline` to compare with the model in production)."
+    from deployable.gate.summary import summarize
+
+    summary = summarize(v)
+    undecided = {(c.variant, c.group) for c in summary.undecided}
+    # each shared comparison once; undecided slices and classes in one line below (all of them are in results.json)
+    shown = [
+        c
+        for c in v.comparisons
+        if c.same_as is None and (c.group == "overall" or (c.variant, c.group) not in undecided)
+    ]
+    notes = []
+    if summary.shared:
+        notes.append("Shared comparisons: " + "; ".join(summary.shared_lines()) + ".")
+    folded = summary.undecided_line(slices_only=True)
+    if folded:
+        notes.append(f"Not in the table: {folded} (in `results.json` and the report).")
     return (
         f"Each candidate against the baseline `{v.baseline or 'production'}` on the same test samples: the difference "
         "is candidate minus baseline accuracy with its paired bootstrap interval; McNemar's exact test on the "
@@ -630,10 +662,11 @@ def _comparison(result: RunResult) -> str:
                     fmt_pts(c.margin, signed=False),
                     c.outcome + (f" (n≈{fmt_int(c.n_needed)} would decide)" if c.n_needed else ""),
                 ]
-                for c in v.comparisons
+                for c in shown
             ],
             right=(2, 3, 4, 5, 7, 8),
         )
+        + "".join(f"\n\n{n}" for n in notes)
     )
 
 
