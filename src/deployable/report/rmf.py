@@ -20,7 +20,7 @@ from pathlib import Path
 
 import jinja2
 
-from deployable.core.records import SEVERITIES, AttackResult, Efficiency, RunResult
+from deployable.core.records import CHECK_STATUSES, SEVERITIES, AttackResult, Efficiency, RunResult
 from deployable.report._format import (
     atomic_write_text,
     fmt_int,
@@ -705,7 +705,7 @@ def _ev_policy(result: RunResult) -> _Evidence:
     names: dict[str, bool] = {}
     for c in v.checks:
         names[c.name] = names.get(c.name, False) or c.critical
-    counts = {s: sum(c.status == s for c in v.checks) for s in ("PASS", "FAIL", "WARN", "ERROR", "SKIPPED")}
+    counts = {s: sum(c.status == s for c in v.checks) for s in CHECK_STATUSES}
     variants = {c.variant for c in v.checks if c.variant}
     text = (
         f"{len(names)} checks ("
