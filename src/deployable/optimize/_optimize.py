@@ -1,5 +1,4 @@
-"""Optimize: turn the source model into variants (ONNX, fused, INT8, FP16, pruned, distilled), each an artifact
-with a sha256, a parent and its recipe, each checked against the source on the tolerance split."""
+"""Making the variants a config lists, in dependency order, and judging each against the source."""
 
 from __future__ import annotations
 
