@@ -333,23 +333,35 @@ def test_the_json_schema_lists_registered_plugins(plugins: None) -> None:
     assert OptimizeConfig.model_validate({"recipes": ["halve-scale"]}).recipes[0].factor == 0.5
 
 
-def test_a_data_format_registered_in_a_test_is_accepted(tmp_path: Path) -> None:
+def test_a_data_format_registered_in_a_test_is_accepted_and_reads_the_data(plugins: None, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from deployable.data.sources import _table
+
     config = _plugin_config(tmp_path)
     del config["optimize"]
-    config["model"] = {"type": "onnx", "path": "w.npy"}  # any existing file: only the config is validated
+    for split in ("train", "validation", "test"):  # the same tables, written with ';' between the fields
+        text = (tmp_path / f"{split}.csv").read_text()
+        (tmp_path / f"{split}.ssv").write_text(text.replace(",", ";"))
+    config["data"]["splits"] = {s: f"{s}.ssv" for s in ("train", "validation", "test")}
     config["data"]["format"] = "semicolon-csv"
     with pytest.raises(ConfigError, match=r"data\.format: unknown data format 'semicolon-csv' \(valid: auto, csv, "):
         load_config(config, base_dir=tmp_path)
 
     @register("data", "semicolon-csv")
-    def _read(path: Path, **kwargs: Any) -> Any:  # pragma: no cover - only the config is exercised here
-        raise NotImplementedError
+    def _read(path: Path, cfg: Any, key: str) -> dict[str, Any]:
+        return _table(pd.read_csv(path, sep=";"), path, cfg, key)
 
     try:
-        assert load_config(config, base_dir=tmp_path).data.format == "semicolon-csv"
+        project = load_config(config, base_dir=tmp_path)
+        assert project.data.format == "semicolon-csv"
         from deployable.config import json_schema
 
         assert "semicolon-csv" in json_schema()["$defs"]["DataConfig"]["properties"]["format"]["enum"]
+        test = load_dataset(project).splits["test"]
+        expected = pd.read_csv(tmp_path / "test.csv")
+        np.testing.assert_allclose(test.inputs, expected[["a", "b", "c"]].to_numpy(np.float32), rtol=1e-6)
+        assert list(test.ids) == list(expected["id"])
     finally:
         unregister("data", "semicolon-csv")
     config["data"]["format"] = "jsnol"

@@ -112,12 +112,16 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | Path, write: Callable[[object], None], *, binary: bool = True) -> Path:
+def atomic_write(
+    path: str | Path, write: Callable[[object], None], *, binary: bool = True, durable: bool = True
+) -> Path:
     """Write ``path`` through ``write(file)`` on a uniquely named temporary file beside it, then ``os.replace``.
 
     A reader sees the old file or the new one, never half of one; two writers at once each write their own
     temporary file and the last rename wins; a failure leaves no temporary file. The temporary file is opened
-    with ``"x"`` (not ``mkstemp``) so it gets the usual umask permissions.
+    with ``"x"`` (not ``mkstemp``) so it gets the usual umask permissions. ``durable`` also fsyncs the file before
+    the rename, so a power cut cannot leave an empty file under the final name; a cache that can recompute what it
+    loses (the prediction store) skips it, since it writes once per forward pass.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,8 +130,9 @@ def atomic_write(path: str | Path, write: Callable[[object], None], *, binary: b
         text_kw = {} if binary else {"encoding": "utf-8", "newline": "\n"}
         with open(tmp, "xb" if binary else "x", **text_kw) as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from deployable.core.hashing import hash_json
-from deployable.core.locks import atomic_write, atomic_write_text
+from deployable.core.locks import atomic_write
 
 STORE_VERSION = 1
 
@@ -83,6 +83,11 @@ class PredictionStore:
         # named temporary file and os.replace, so two runs storing the same key at once each write their own file,
         # the last rename wins (both hold the same forward pass) and a reader never sees half a file.
         if meta is not None:
-            atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1, default=str))
-        atomic_write(path, lambda fh: np.savez(fh, **arrays))
+            atomic_write(
+                path.with_suffix(".json"),
+                lambda fh: fh.write(json.dumps(meta, indent=1, default=str)),
+                binary=False,
+                durable=False,
+            )
+        atomic_write(path, lambda fh: np.savez(fh, **arrays), durable=False)
         return StoredPredictions(key, arrays["logits"], arrays.get("features"), arrays["ids"], cached=False)
