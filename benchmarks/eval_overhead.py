@@ -1,5 +1,9 @@
 """Overhead of the full evaluation over the bare forward passes it needs, on the support-tickets example.
 
+OUT OF DATE (to be rebuilt like ``robustness_cost.py``, by recording and replaying every forward call): since the
+example gained optimization, robustness, attacks, the audit and a gate, ``full`` below runs all of them while
+``bare`` still replays only the test and validation passes, so the printed ratio is not the overhead described here.
+
 In one process, alternating, several times:
   bare  load the model and the texts, run the forward passes the evaluation needs (test + validation splits,
         same batches) and nothing else;
