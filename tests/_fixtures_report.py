@@ -9,9 +9,11 @@ reliability bins (NaN), a variant over its memory budget, a small slice with a w
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
+from deployable.core.paired import adjusted_wald, decide, difference_n_to_decide, rate_n_to_decide, wilson_bounds
 from deployable.core.records import (
     SCHEMA_VERSION,
     AuditCheck,
@@ -441,7 +443,7 @@ def make_audit() -> AuditResult:
 # ---------------------------------------------------------------------------------------------------------------------
 
 OPTIMIZED_VARIANTS = ("source", "onnx-fp32", "onnx-fused", "int8-dynamic", "int8-static", "fp16")
-TOLERANCE = {"max_accuracy_drop": 0.003, "min_agreement": 0.99, "split": "validation"}
+TOLERANCE = {"max_accuracy_drop": 0.01, "min_agreement": 0.95, "split": "validation"}
 # latency as a multiple of the source's, per target (edge-cpu, cloud-cpu)
 SPEED = {
     "source": (1.0, 1.0),
@@ -464,15 +466,43 @@ SIZE_BYTES = {
 PARETO_FRONT = ("int8-dynamic", "onnx-fused", "fp16")
 
 
-def _tolerance_check(accuracy: float, agreement: float, **extra: str) -> dict[str, float | int | str]:
+def _tolerance_check(accuracy: float, agreement: float, n: int = 600, **extra: str) -> dict[str, Any]:
+    """A tolerance check as the optimizer records it, judged against ``TOLERANCE`` with the real intervals."""
     source = 535 / 600
+    better, worse = max(0, round((accuracy - source) * n)), max(0, round((source - accuracy) * n))
+    changed = round((1 - agreement) * n)
+    low, high = adjusted_wald(better, worse, n, 0.05, 0.05)
+    c_low, c_high = wilson_bounds(changed, n, 0.05, 0.05)
+    accuracy_outcome = decide(low, high, -TOLERANCE["max_accuracy_drop"])
+    agreement_outcome = decide(-c_high, -c_low, -(1 - TOLERANCE["min_agreement"]))
+    outcomes = (accuracy_outcome, agreement_outcome)
+    outcome = "FAIL" if "FAIL" in outcomes else "PASS" if outcomes == ("PASS", "PASS") else "UNDECIDED"
+    needs = []
+    if accuracy_outcome == "UNDECIDED":
+        needs.append(difference_n_to_decide(better, worse, n, TOLERANCE["max_accuracy_drop"], 0.05))
+    if agreement_outcome == "UNDECIDED":
+        needs.append(rate_n_to_decide(changed, n, 1 - TOLERANCE["min_agreement"], 0.05))
+    needed = max((k for k in needs if k is not None), default=None) if outcome == "UNDECIDED" else None
+    if needed is not None:
+        extra = {"n_needed": needed, **extra}
     return {
         "split": "validation",
-        "n": 600,
+        "n": n,
+        "n_labeled": n,
+        "outcome": outcome,
+        "ok": outcome == "PASS",
         "accuracy": accuracy,
         "source_accuracy": source,
         "accuracy_drop": source - accuracy,
+        "accuracy_change": {"value": (better - worse) / n, "low": low, "high": high, "level": 0.9},
+        "better": better,
+        "worse": worse,
         "agreement": agreement,
+        "changed": changed,
+        "changed_share": {"value": changed / n, "low": c_low, "high": c_high, "level": 0.9},
+        "accuracy_outcome": accuracy_outcome,
+        "agreement_outcome": agreement_outcome,
+        "alpha": 0.05,
         **extra,
     }
 
@@ -541,9 +571,9 @@ def make_optimized_run_result() -> RunResult:
             "per_channel": True,
             "reduce_range": False,
             "search": [
-                {"excluded": 0, "accuracy_drop": 5 / 600, "agreement": 587 / 600, "ok": False},
-                {"excluded": 1, "accuracy_drop": 3 / 600, "agreement": 591 / 600, "ok": False},
-                {"excluded": 2, "accuracy_drop": 1 / 600, "agreement": 595 / 600, "ok": True},
+                {"excluded": 0, **_tolerance_check(520 / 600, 560 / 600)},
+                {"excluded": 1, **_tolerance_check(530 / 600, 581 / 600)},
+                {"excluded": 2, **_tolerance_check(534 / 600, 595 / 600)},
             ],
             "excluded_nodes": [{"node": n, "op_type": o, "sensitivity": s, "why": why} for n, o, s in excluded],
             "most_sensitive": [
@@ -563,7 +593,7 @@ def make_optimized_run_result() -> RunResult:
             "per_channel": True,
             "percentile": 99.999,
             "search": False,
-            "tolerance_check": _tolerance_check(528 / 600, 581 / 600),
+            "tolerance_check": _tolerance_check(520 / 600, 560 / 600),
         },
         "fp16": {
             "recipe": "fp16",
@@ -575,8 +605,9 @@ def make_optimized_run_result() -> RunResult:
                 536 / 600,
                 598 / 600,
                 split="validation+train",
-                note="one sample is 0.17 points of accuracy on validation+train (n=600 labeled), more than the 0.10 "
-                "allowed: any net loss fails; pool more splits in tolerance.split",
+                pooled="validation alone could not decide (on validation (n=160): accuracy +0.00 points [-1.51, "
+                "+1.51], agreement 100.0% (0.0% changed, at most 1.7%)); pooled every labeled split except the test "
+                "and OOD splits",
             ),
         },
     }
@@ -588,8 +619,8 @@ def make_optimized_run_result() -> RunResult:
         "fp16": "onnx-fp32",
     }
     reasons = {
-        "int8-static": "outside tolerance on validation (n=600): accuracy drop 1.17 points > 0.30; "
-        "agreement 96.8% < 99.0%"
+        "int8-static": "outside tolerance on validation (n=600): accuracy -2.50 points [-3.61, -1.38] against the "
+        "1.00 it may drop; 6.7% of predictions changed [5.2%, 8.5%] against the 5.0% allowed"
     }
 
     source = base.variants[0]

@@ -441,10 +441,14 @@ def test_optimized_run_shows_every_variant_with_its_lineage_and_files() -> None:
         row = next(line for line in lineage.splitlines() if line.startswith(f"| `{v.name}` |"))
         assert (f"| `{v.parent}` |" if v.parent else "| — (the model as given) |") in row
     static = next(line for line in lineage.splitlines() if line.startswith("| `int8-static` |"))
-    assert "**rejected**: outside tolerance on validation (n=600): accuracy drop 1.17 points > 0.30" in static
-    assert "`validation` (n=600), accuracy −1.17 pts, agreement 96.8%" in static
+    assert (
+        "**rejected**: outside tolerance on validation (n=600): accuracy -2.50 points [-3.61, -1.38] against the 1.00"
+        " it may drop; 6.7% of predictions changed [5.2%, 8.5%] against the 5.0% allowed" in static
+    )
+    assert "`validation` (n=600), accuracy −2.50 pts [−3.61 pts, −1.38 pts], agreement 93.3%: outside" in static
     dynamic = next(line for line in lineage.splitlines() if line.startswith("| `int8-dynamic` |"))
-    assert "2 nodes kept in float" in dynamic and "| accepted |" in dynamic
+    assert "2 of 72 nodes in float" in dynamic and "| accepted |" in dynamic
+    assert "agreement 99.2%: within" in dynamic
     assert "**Variants:** 6 (5 accepted, 1 rejected)" in description
     faithful = next(line for line in description.splitlines() if line.startswith("| `int8-dynamic` | `source` |"))
     assert "98.62%" in faithful and "−0.38 pts [−0.88 pts, +0.12 pts]" in faithful

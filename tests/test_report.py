@@ -931,17 +931,19 @@ def test_variant_cards_show_faithfulness_and_recipe(opt_page: str, optimized: Ru
         "Mean |logit difference| 0.093",
         # the tolerance check, against optimize.tolerance of the run's config
         "Accuracy 89.00% source 89.17%",
-        "Accuracy drop 0.17 pts max 0.30 pts ✓",
-        "Agreement 99.17% min 99.0% ✓",
+        "Accuracy change −0.17 points [−0.64, +0.31] may drop 1.00 pts within",
+        "Agreement 99.17% changed 0.8% [0.4%, 1.7%] at most 5.0% may change within",
+        "Outcome within",
         "Checked when the variant was made, on validation (split, n = 600): the test split stays unseen.",
+        "Intervals are one-sided 5.0% bounds",
         "Recipe int8-dynamic",
         "per-channel scales yes",
         "reduced range (7-bit weights) no",
         "nodes quantized 70",
-        # the search, step by step: nodes kept in float, accuracy drop, agreement, within tolerance
-        "1 0 0.83 pts 97.83% ✗",
-        "2 1 0.50 pts 98.50% ✗",
-        "3 2 0.17 pts 99.17% ✓",
+        # the search, step by step: nodes kept in float, where, accuracy change [interval], agreement, outcome
+        "1 0 validation n = 600 −2.50 [−3.61, −1.38] 93.33% outside",
+        "2 1 validation n = 600 −0.83 [−1.55, −0.11] 96.83% undecided n ≈ 18,394",
+        "3 2 validation n = 600 −0.17 [−0.64, +0.31] 99.17% within",
         "Nodes kept in float · 2",
         "/classifier/MatMul MatMul 4.12%",
         "/bert/encoder/layer.5/output/dense/MatMul MatMul 1.87%",
@@ -949,10 +951,10 @@ def test_variant_cards_show_faithfulness_and_recipe(opt_page: str, optimized: Ru
     ):
         assert text in dynamic, text
     assert dynamic.count("among the most sensitive nodes") == 1  # the same reason for every node: said once
-    assert "Coarse check" not in dynamic
+    assert "could not decide" not in dynamic
     fp16 = _plain(_card(opt_page, "v6-fp16"))
     assert "on validation + train (splits pooled, n = 600)" in fp16
-    assert "Coarse check: one sample is 0.17 points of accuracy" in fp16
+    assert "validation alone could not decide (on validation (n=160): accuracy +0.00 points [-1.51, +1.51]" in fp16
 
     fused = _plain(_card(opt_page, "v3-onnx-fused"))
     assert "Graph fusion · 1,108 → 316 nodes (−71%)" in fused
@@ -971,8 +973,8 @@ def test_variant_cards_show_faithfulness_and_recipe(opt_page: str, optimized: Ru
     assert "Top-1 agreement 100.00% on 64 real inputs" in export
 
     static = _plain(_card(opt_page, "v5-int8-static"))
-    assert "Accuracy drop 1.17 pts max 0.30 pts ✗" in static
-    assert "Agreement 96.83% min 99.0% ✗" in static
+    assert "Accuracy change −2.50 points [−3.61, −1.38] may drop 1.00 pts outside" in static
+    assert "Agreement 93.33% changed 6.7% [5.2%, 8.5%] at most 5.0% may change outside" in static
     assert "accuracy-aware search off" in static
 
     fp16 = _card(opt_page, "v6-fp16")

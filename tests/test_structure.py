@@ -212,7 +212,8 @@ def _plugin_config(tmp_path: Path, **model: Any) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     w = rng.normal(size=(3, 2)).astype(np.float32)
     np.save(tmp_path / "w.npy", w)
-    for split, n in (("train", 40), ("validation", 30), ("test", 30)):
+    # enough samples for the default tolerance to decide on identical predictions (validation + train pooled)
+    for split, n in (("train", 200), ("validation", 60), ("test", 30)):
         x = rng.normal(size=(n, 3))
         rows = ["id,a,b,c,label"] + [
             f"{split}-{i},{x[i, 0]},{x[i, 1]},{x[i, 2]},{'yes' if (x[i] @ w).argmax() else 'no'}" for i in range(n)

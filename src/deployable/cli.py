@@ -44,13 +44,9 @@ def _main(
     _state["debug"] = debug
 
 
-def _kept_in_float(recipe: dict[str, Any]) -> str:
-    """ " (8 of 40 nodes in float)" for a quantized variant whose search kept nodes in float, else ""."""
-    kept, done = len(recipe.get("excluded_nodes") or []), recipe.get("quantized_nodes")
-    return f" ({kept} of {kept + done} nodes in float)" if kept and isinstance(done, int) else ""
-
-
 def _summary(result: Any, out: Path | None) -> None:
+    from deployable.report._format import kept_in_float
+
     table = Table(title=f"{result.name} · {result.evaluations[0].split} split, n={result.evaluations[0].quality.n}")
     table.add_column("variant", no_wrap=True)
     for col in ("accuracy", "macro-F1", "ECE", "ECE after T"):
@@ -59,11 +55,12 @@ def _summary(result: Any, out: Path | None) -> None:
         for lat in eff.latency:
             table.add_column(f"{eff.target}\nbatch {lat.batch_size} p50", justify="right")
     status = {v.name: v.status for v in result.variants}
-    kept = {v.name: _kept_in_float(v.recipe) for v in result.variants}
+    kept = {v.name: f" ({k})" if (k := kept_in_float(v.recipe)) else "" for v in result.variants}
     for ev in result.evaluations:
         q, c = ev.quality, ev.calibration
         name = ev.variant + kept.get(ev.variant, "")
-        name = name if status.get(ev.variant) != "rejected" else f"{name} (rejected)"
+        if status.get(ev.variant) in ("rejected", "no gain"):
+            name = f"{name} ({status[ev.variant]})"
         row = [name, f"{q.accuracy:.1%}", f"{q.macro_f1:.3f}", f"{c.ece:.3f}", f"{c.ece_after_temperature:.3f}"]
         row += [f"{lat.p50_ms:.3g} ms" for eff in ev.efficiency for lat in eff.latency]
         table.add_row(*row)

@@ -304,17 +304,38 @@ class EvaluateConfig(_Strict):
 
 
 class Tolerance(_Strict):
-    """How faithful a variant must stay to the source model, measured on the tolerance split."""
+    """How faithful a variant must stay to the source model, judged with paired statistics on the tolerance split.
+
+    A variant is accepted when two one-sided intervals (level ``1 - alpha`` each) clear their limits: the paired
+    interval of its accuracy change stays above ``-max_accuracy_drop`` (non-inferiority, as the gate judges a
+    candidate), and the Wilson interval of the share of predictions it changes stays below ``1 - min_agreement``.
+    It is rejected when either interval lies wholly on the wrong side, and undecided otherwise.
+    """
 
     max_accuracy_drop: float = Field(
-        0.003, ge=0, le=1, description="largest allowed accuracy loss (0.003 = 0.3 points)"
+        0.01,
+        ge=0,
+        le=1,
+        description="largest accuracy loss the variant may have (0.01 = one point), judged with a paired interval; "
+        "0 demands that no labeled sample goes from right to wrong",
     )
-    min_agreement: float = Field(0.99, ge=0, le=1, description="smallest share of samples with the source's prediction")
+    min_agreement: float = Field(
+        0.95,
+        ge=0,
+        le=1,
+        description="smallest share of samples with the source's prediction, judged with an interval on the share "
+        "changed; 1 demands identical predictions",
+    )
     split: str | list[str] = Field(
         "validation",
-        description="split (or splits, pooled) the tolerance is checked on; keep the test split out of it. On a small "
-        "validation split one sample can exceed max_accuracy_drop: pool more, e.g. [validation, train]",
+        description="split (or splits, pooled) the tolerance is judged on; keep the test split out of it",
     )
+    pool: bool = Field(
+        True,
+        description="when the intervals on `split` are too wide to decide, judge again on every labeled split "
+        "except the test and OOD splits pooled (recorded in the check)",
+    )
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="one-sided error level of each interval")
 
     @property
     def splits(self) -> list[str]:
@@ -442,6 +463,14 @@ class OptimizeConfig(_Strict):
     calibration_samples: int = Field(256, ge=8, description="samples for static quantization's calibration")
     opset: int = Field(17, ge=13, le=21, description="ONNX opset of exported graphs")
     seed: int = Field(0, description="seed of sampling and training in recipes")
+    min_gain: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="smallest relative gain over its parent, in p50 latency (at some batch size on some target) or "
+        "in file size, that makes a variant worth shipping; a variant with neither is marked 'no gain' and never "
+        "selected",
+    )
 
     @field_validator("recipes", mode="before")
     @classmethod

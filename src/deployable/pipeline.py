@@ -143,6 +143,7 @@ def run(
                     batch_size=project.evaluate.batch_size,
                     progress=bar,
                     predictors={"source": predictor},
+                    held_out=(project.evaluate.test_split, project.evaluate.ood.split),
                 )
                 made = optimize(ctx, variant)
                 variants += made
@@ -168,6 +169,10 @@ def run(
                     reference = (v.name, store.get(ev.store_key).logits)
                 evaluations.append(ev)
             timings["evaluate"] = time.perf_counter() - t
+            if len(variants) > 1:  # speed is part of acceptance: timed now, judged now
+                from deployable.optimize import judge_gain
+
+                variants = judge_gain(variants, evaluations, project.optimize.min_gain)
         result = _record(project, dataset, timings, variants=variants, targets=targets, evaluations=evaluations,
                          audit=audit)  # fmt: skip
         if project.policy.checks or project.policy.baseline is not None:

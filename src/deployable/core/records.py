@@ -144,7 +144,8 @@ class Variant(Record):
     spec: dict[str, Any]
     parent: str | None = None
     recipe: dict[str, Any] = field(default_factory=dict)
-    status: str = "accepted"  # or "rejected": outside the optimization tolerance (kept, with the reason)
+    status: str = "accepted"  # "rejected" (outside the optimization tolerance) or "no gain" (neither faster nor
+    # smaller than its parent), each kept with the reason
     reason: str = ""
 
 

@@ -245,9 +245,8 @@ def gate(
         if unknown:
             raise ConfigError(f"policy.variants: no variant '{unknown[0]}' in this run",
                               hint=did_you_mean(unknown[0], evaluated))  # fmt: skip
-    candidates = [
-        v for v in (policy.variants or evaluated) if status.get(v) != "rejected"
-    ]  # rejected: outside the optimization tolerance
+    # rejected: outside the optimization tolerance; no gain: neither faster nor smaller than its parent
+    candidates = [v for v in (policy.variants or evaluated) if status.get(v) not in ("rejected", "no gain")]
     checks: list[CheckResult] = []
     comparisons: list[Comparison] = []
     names = result.dataset.label_names if policy.comparison.per_class else None

@@ -52,21 +52,20 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
 from deployable.config import ComparisonConfig
+from deployable.core.paired import bootstrap_differences as _bootstrap_differences
+from deployable.core.paired import difference_bounds, difference_n_to_decide
 from deployable.core.records import Comparison, Interval
 
 PASS = "PASS"
 FAIL = "FAIL"
 INCONCLUSIVE = "INCONCLUSIVE"
 OVERALL = "overall"
-
-_NORMAL = NormalDist()
 
 __all__ = [
     "FAIL",
@@ -137,11 +136,6 @@ def _check_margin(margin: Any) -> float:
     return float(margin)
 
 
-def _z(tail: float) -> float:
-    """The standard normal quantile ``z`` with ``P(Z > z) = tail`` (scipy's ``norm.isf`` without its overhead)."""
-    return -_NORMAL.inv_cdf(tail)
-
-
 def _rng(seed: int | np.random.Generator, *keys: str) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
@@ -178,23 +172,6 @@ def mcnemar_exact(better: int, worse: int) -> float:
     if n == 0:
         return 1.0
     return float(min(1.0, 2.0 * stats.binom.cdf(min(int(better), int(worse)), n, 0.5)))
-
-
-def _bootstrap_differences(better: int, worse: int, n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
-    r"""Paired bootstrap replicates of ``d``, shape ``(n_resamples,)``.
-
-    Resampling ``n`` sample indices with replacement only matters through how many better, worse and tied pairs
-    are drawn, which is ``Multinomial(n; better/n, worse/n, ties/n)``: the same distribution as an index matrix,
-    drawn in O(n_resamples) instead of O(n_resamples · n). It is drawn as two binomials (about 1.5x faster than
-    ``rng.multinomial``, which matters in the gate's simulations):
-
-    .. math:: B^* \sim \text{Bin}(n, p_+), \quad W^* \mid B^* \sim \text{Bin}\bigl(n - B^*, p_- / (1 - p_+)\bigr)
-    """
-    p_better = better / n
-    p_worse = 0.0 if better == n else worse / (n - better)
-    b = rng.binomial(n, p_better, size=n_resamples)
-    w = rng.binomial(n - b, p_worse)
-    return (b - w) / n
 
 
 def _check_n_resamples(n_resamples: Any) -> int:
@@ -243,23 +220,6 @@ def paired_bootstrap_interval(
     a = (1.0 - float(level)) / 2.0
     low, high = np.quantile(d, [a, 1.0 - a])
     return Interval(value=(better - worse) / n, low=float(low), high=float(high), level=float(level))
-
-
-def _adjusted_wald(better: int, worse: int, n: int, tail_low: float, tail_high: float) -> tuple[float, float]:
-    r"""Bonett–Price (2012) adjusted Wald bounds for a paired difference of proportions.
-
-    .. math::
-
-        \tilde p_{+} = \frac{\text{better} + 1}{N + 2},\quad \tilde p_{-} = \frac{\text{worse} + 1}{N + 2},\quad
-        \tilde d = \tilde p_{+} - \tilde p_{-},\quad
-        \widetilde{SE} = \sqrt{\frac{\tilde p_{+} + \tilde p_{-} - \tilde d^2}{N + 2}}
-
-    ``L = d̃ - z_{1 - tail_low} SE``, ``U = d̃ + z_{1 - tail_high} SE``, clipped to ``[-1, 1]``.
-    """
-    p_plus, p_minus = (better + 1) / (n + 2), (worse + 1) / (n + 2)
-    d = p_plus - p_minus
-    se = math.sqrt((p_plus + p_minus - d * d) / (n + 2))
-    return max(-1.0, d - _z(tail_low) * se), min(1.0, d + _z(tail_high) * se)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -354,16 +314,7 @@ def samples_needed(
     if isinstance(power, bool) or not isinstance(power, (int, float, np.floating)) or not 0 < power < 1:
         raise ValueError(f"power: expected a probability strictly between 0 and 1, but found {power!r}")
     better, worse = _discordant(c, b)
-    n = c.shape[0]
-    if better + worse == 0:
-        return None
-    d = (better - worse) / n
-    gap = d + margin
-    if abs(gap) <= 1e-12:  # d is k/N: a gap this small is the boundary itself, not rounding
-        return None
-    variance = (better + worse) / n - d * d
-    z = _z(alpha) + _z(1.0 - power)
-    return max(1, math.ceil(z * z * variance / (gap * gap)))
+    return difference_n_to_decide(better, worse, int(c.shape[0]), margin, alpha, power)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -385,9 +336,7 @@ class _Group:
 
     def bounds(self, tail_low: float, tail_high: float) -> tuple[float, float]:
         """Hull of the bootstrap percentile and adjusted Wald bounds at one-sided levels ``tail_low``/``tail_high``."""
-        q_low, q_high = np.quantile(self.replicates, [tail_low, 1.0 - tail_high])
-        w_low, w_high = _adjusted_wald(self.better, self.worse, self.n, tail_low, tail_high)
-        return min(float(q_low), w_low), max(float(q_high), w_high)
+        return difference_bounds(self.better, self.worse, self.n, tail_low, tail_high, self.replicates)
 
 
 def compare(

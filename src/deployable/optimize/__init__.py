@@ -5,5 +5,6 @@ with a sha256, a parent and its recipe, each checked against the source on the t
 from deployable.optimize import distill, prune, recipes  # noqa: F401
 from deployable.optimize._optimize import optimize
 from deployable.optimize.base import OptimizeContext
+from deployable.optimize.gain import NO_GAIN, judge_gain
 
-__all__ = ["OptimizeContext", "optimize"]
+__all__ = ["NO_GAIN", "OptimizeContext", "judge_gain", "optimize"]

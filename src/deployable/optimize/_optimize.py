@@ -8,7 +8,7 @@ from deployable.core.errors import DeployableError
 from deployable.core.plugins import get_plugin
 from deployable.core.records import Variant
 from deployable.models.sources import load_predictor
-from deployable.optimize.base import OptimizeContext, check_tolerance, tolerance_logits
+from deployable.optimize.base import OptimizeContext, accuracy_change_text, check_tolerance
 
 
 def optimize(ctx: OptimizeContext, source: Variant) -> list[Variant]:
@@ -60,26 +60,37 @@ def optimize(ctx: OptimizeContext, source: Variant) -> list[Variant]:
 
 
 def _judge(ctx: OptimizeContext, variant: Variant) -> Variant:
-    result = check_tolerance(ctx, tolerance_logits(ctx, variant.name), tolerance_logits(ctx, "source"))
+    result = check_tolerance(ctx, variant.name)
     recipe: dict[str, Any] = {**variant.recipe, "tolerance_check": result.to_dict()}
     nothing = nothing_made(variant.recipe)
     if nothing:  # within tolerance only because it is its parent under another name: not a variant to ship
         return variant.replace(recipe=recipe, status="rejected", reason=nothing)
     if result.ok:
         return variant.replace(recipe=recipe, status="accepted", reason="")
-    return variant.replace(recipe=recipe, status="rejected", reason=f"outside tolerance {result.reason()}")
+    return variant.replace(recipe=recipe, status="rejected", reason=result.reason())
 
 
 def _step_text(step: dict[str, Any]) -> str:
-    change = 0.0 - 100 * step["accuracy_drop"]  # 0.0 - ... so that no change prints +0.00, not -0.00
-    return f"agreement {step['agreement']:.1%}, accuracy {change:+.2f} points"
+    """``agreement 97.4%, accuracy +0.37 points [-1.11, +1.85] (undecidable at n=271, needs about 900)``."""
+    change = step.get("accuracy_change") or {}
+    text = f"agreement {step['agreement']:.1%}"
+    if step.get("n_labeled", 1) and change:
+        text += ", " + accuracy_change_text(change["value"], change["low"], change["high"])
+    outcome = step.get("outcome")
+    if outcome == "FAIL":
+        text += f" (outside tolerance on {step['split']})"
+    elif outcome == "UNDECIDED":
+        needed = step.get("n_needed")
+        more = f", needs about {needed:,} samples" if needed else ""
+        text += f" (undecidable at n={step['n']:,} on {step['split']}{more})"
+    return text
 
 
 def nothing_made(recipe: dict[str, Any]) -> str:
     """Why a quantized variant is its parent under another name (its search kept every node in float), else "".
 
-    The reason gives the fully quantized graph's result and the best partial one the search saw, so a reader sees
-    how far the recipe was from the tolerance.
+    The reason gives the fully quantized graph's result (failed, or undecidable and how many samples would decide
+    it) and the best partial one the search saw, so a reader sees how far the recipe was from the tolerance.
     """
     if recipe.get("quantized_nodes") != 0:
         return ""

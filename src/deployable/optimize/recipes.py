@@ -24,7 +24,6 @@ from deployable.optimize.base import (
     check_tolerance,
     make_variant,
     relocate,
-    tolerance_logits,
 )
 from deployable.optimize.export import check_parity, export_onnx
 from deployable.optimize.quantize import (
@@ -175,7 +174,6 @@ def _quantize_with_search(
             "tolerance": ctx.cfg.tolerance.model_dump(),
         },
     )
-    source_logits = tolerance_logits(ctx, "source")
     feeds = _feeds(ctx, parent, calibration)
 
     def build(tmp: Path) -> dict[str, Any]:
@@ -197,7 +195,7 @@ def _quantize_with_search(
             key = f"{name} (search)"
             ctx.predictors[key] = candidate
             try:
-                return check_tolerance(ctx, tolerance_logits(ctx, key), source_logits)
+                return check_tolerance(ctx, key)
             finally:
                 del ctx.predictors[key]
 
@@ -224,7 +222,7 @@ def _quantize_with_search(
                 }
                 for n in excluded
             ]
-            recipe["search"] = [vars(s) for s in steps]
+            recipe["search"] = [s.to_dict() for s in steps]
             recipe["most_sensitive"] = [vars(s) for s in sens[:10]]
             recipe["quantized_nodes"] = len(sens) - len(excluded)
         else:

@@ -137,16 +137,28 @@ def node_sensitivity(
 
 @dataclass(frozen=True)
 class SearchStep:
+    """One candidate of the search: how many nodes it kept in float and its tolerance check (``to_dict`` form)."""
+
     excluded: int
-    accuracy_drop: float
-    agreement: float
-    ok: bool
+    check: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.check.get("ok"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"excluded": self.excluded, **self.check}
 
 
 def fallback_search(
     sensitivities: list[NodeSensitivity], build: Callable[[list[str]], Any], check: Callable[[Any], Any]
 ) -> tuple[Any, list[str], list[SearchStep]]:
     """Keep the k most sensitive nodes in float, k = 0, 1, 2, 4, ..., until ``check(build(excluded)).ok``.
+
+    ``check`` returns a :class:`~deployable.optimize.base.ToleranceCheck`. A step that fails or cannot decide at
+    the sample size moves on to the next k (a graph closer to float is closer to the source); every step is
+    recorded with its outcome, so a search that ends with nothing quantized says whether the fully quantized graph
+    failed or was undecidable, and how many samples would have decided it.
 
     Returns the last candidate built, the excluded nodes, and every step taken. When no k passes, the last
     candidate (everything excluded) is returned and the caller rejects it.
@@ -159,7 +171,7 @@ def fallback_search(
         excluded = [s.node for s in sensitivities[:k]]
         candidate = build(excluded)
         result = check(candidate)
-        steps.append(SearchStep(k, result.accuracy_drop, result.agreement, result.ok))
+        steps.append(SearchStep(k, result.to_dict()))
         if result.ok:
             break
     return candidate, excluded, steps

@@ -168,3 +168,11 @@ def md_cell(value: Any) -> str:
 def card_config(result: RunResult) -> dict[str, Any]:
     """``data.card`` of the run's configuration (licence, source, personal data...), empty when not set."""
     return dict((result.config.get("data") or {}).get("card") or {})
+
+
+def kept_in_float(recipe: dict[str, Any]) -> str:
+    """``"8 of 40 nodes in float"`` for a quantized variant whose search kept nodes in float, else ``""``."""
+    nodes, done = recipe.get("excluded_nodes"), recipe.get("quantized_nodes")
+    if not isinstance(nodes, list) or not nodes or isinstance(done, bool) or not isinstance(done, int):
+        return ""  # not a search's record (or a malformed one): nothing to say
+    return f"{len(nodes)} of {len(nodes) + done} nodes in float"

@@ -43,6 +43,7 @@ from deployable.report._format import (
     fmt_times,
     fmt_usd,
     is_missing,
+    kept_in_float,
     size_ratio_text,
 )
 
@@ -214,8 +215,16 @@ def _summary(result: RunResult, columns: list[dict[str, Any]], anchors: list[str
             lat = _latency_at(e, col["name"], col["latency_batch"])
             cost = _latency_at(e, col["name"], col["cost_batch"])
             cells.append({"p50": lat.p50_ms if lat else None, "cost": cost.cost_per_million if cost else None})
+        variant = _variant(result, e.variant)
         rows.append(
-            {"evaluation": e, "anchor": anchor, "variant": _variant(result, e.variant), "cells": cells, "best": set()}
+            {
+                "evaluation": e,
+                "anchor": anchor,
+                "variant": variant,
+                "in_float": kept_in_float(variant.recipe) if variant else "",
+                "cells": cells,
+                "best": set(),
+            }
         )
     metrics = {
         "accuracy": ([e.quality.accuracy for e in evaluations], True),
@@ -226,8 +235,8 @@ def _summary(result: RunResult, columns: list[dict[str, Any]], anchors: list[str
     for j in range(len(columns)):
         metrics[f"p50_{j}"] = ([r["cells"][j]["p50"] for r in rows], False)
         metrics[f"cost_{j}"] = ([r["cells"][j]["cost"] for r in rows], False)
-    # a rejected variant is out of the running: the best value of a column is among the accepted ones
-    rejected = [r["variant"] is not None and r["variant"].status == "rejected" for r in rows]
+    # a rejected or no-gain variant is out of the running: the best value of a column is among the accepted ones
+    rejected = [r["variant"] is not None and r["variant"].status in ("rejected", "no gain") for r in rows]
     for key, (values, higher) in metrics.items():
         values = [None if out else v for v, out in zip(values, rejected, strict=True)]
         for i in _best(values, higher=higher):
@@ -270,6 +279,17 @@ def _tolerance_limits(config: dict[str, Any]) -> dict[str, float]:
     if not isinstance(tolerance, dict):
         return {}
     return {k: float(tolerance[k]) for k in ("max_accuracy_drop", "min_agreement") if _number(tolerance.get(k))}
+
+
+def _interval_view(x: Any) -> dict[str, float] | None:
+    """``{value, low, high}`` of a recorded interval, or None when it is missing or malformed."""
+    if isinstance(x, dict) and all(_number(x.get(k)) for k in ("value", "low", "high")):
+        return {k: float(x[k]) for k in ("value", "low", "high")}
+    return None
+
+
+def _outcome(x: Any) -> str | None:
+    return x if x in ("PASS", "FAIL", "UNDECIDED") else None
 
 
 def _number(x: Any) -> bool:
@@ -322,7 +342,7 @@ def _optimization(
                 "kind": v.kind if v else None,
                 "parent": v.parent if v else None,
                 "status": status,
-                "reason": v.reason if v and status == "rejected" else "",
+                "reason": v.reason if v and status in ("rejected", "no gain") else "",
                 "size": v.size_bytes if v else None,
                 "size_ratio": None if is_source else size_ratio_text(v.size_bytes if v else None, src_size),
                 "accuracy": accuracy,
@@ -351,7 +371,7 @@ def _optimization(
                     latency_ms=lat.p50_ms,
                     accuracy=e.quality.accuracy,
                     size_bytes=v.size_bytes if v else None,
-                    rejected=v is not None and v.status == "rejected",
+                    rejected=v is not None and v.status in ("rejected", "no gain"),
                 )
             )
         if points:
@@ -376,6 +396,7 @@ def _optimization(
         "has_ci": any(r["ci"] is not None for r in rows),
         "any_warn": any(r["ece_warn"] for r in rows),
         "any_rejected": any(r["status"] == "rejected" for r in rows),
+        "any_no_gain": any(r["status"] == "no gain" for r in rows),
         "plots": plots_,
     }
 
@@ -497,11 +518,16 @@ def _recipe_view(recipe: dict[str, Any], limits: dict[str, float]) -> dict[str, 
             "source_accuracy": _num_or_none(check.get("source_accuracy")),
             "accuracy_drop": check["accuracy_drop"],
             "agreement": check["agreement"],
+            "change": _interval_view(check.get("accuracy_change")),
+            "changed_share": _interval_view(check.get("changed_share")),
             "max_drop": max_drop,
-            "min_agreement": min_agreement,
-            "drop_ok": None if max_drop is None else check["accuracy_drop"] <= max_drop + 1e-12,
-            "agreement_ok": None if min_agreement is None else check["agreement"] >= min_agreement - 1e-12,
-            "note": str(check["note"]) if isinstance(check.get("note"), str) else "",
+            "max_changed": None if min_agreement is None else 1.0 - min_agreement,
+            "accuracy_outcome": _outcome(check.get("accuracy_outcome")),
+            "agreement_outcome": _outcome(check.get("agreement_outcome")),
+            "outcome": _outcome(check.get("outcome")),
+            "n_needed": check.get("n_needed") if _number(check.get("n_needed")) else None,
+            "alpha": _num_or_none(check.get("alpha")),
+            "pooled": str(check["pooled"]) if isinstance(check.get("pooled"), str) else "",
         }
     elif "tolerance_check" in recipe:
         other["tolerance_check"] = check
@@ -513,9 +539,13 @@ def _recipe_view(recipe: dict[str, Any], limits: dict[str, float]) -> dict[str, 
         view["search"] = [
             {
                 "excluded": _num_or_none(x["excluded"]),
+                "split": str(x.get("split") or ""),
+                "n": x.get("n") if _number(x.get("n")) else None,
+                "change": _interval_view(x.get("accuracy_change")),
                 "accuracy_drop": _num_or_none(x["accuracy_drop"]),
                 "agreement": _num_or_none(x["agreement"]),
-                "ok": bool(x["ok"]) if x["ok"] is not None else None,
+                "outcome": _outcome(x.get("outcome")) or ("PASS" if x["ok"] else None),
+                "n_needed": x.get("n_needed") if _number(x.get("n_needed")) else None,
             }
             for x in search
         ]

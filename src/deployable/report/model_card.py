@@ -33,6 +33,7 @@ from deployable.report._format import (
     fmt_pts,
     fmt_sig,
     fmt_usd,
+    kept_in_float,
     md_cell,
 )
 
@@ -281,8 +282,9 @@ def _description(result: RunResult) -> str:
     info = result.dataset
     model_type = _model_type(result)
     desc = result.config.get("description")
-    accepted = sum(v.status != "rejected" for v in result.variants)
-    rejected = len(result.variants) - accepted
+    rejected = sum(v.status == "rejected" for v in result.variants)
+    no_gain = sum(v.status == "no gain" for v in result.variants)
+    accepted = len(result.variants) - rejected - no_gain
     parts = [
         desc or "**Missing:** what the model does (set `description` in the config).",
         "",
@@ -292,7 +294,9 @@ def _description(result: RunResult) -> str:
                 f"**Task:** {_task_name(info.modality).lower()} into {len(info.label_names)} classes: "
                 + ", ".join(_quote(n) for n in info.label_names),
                 f"**Licence:** **missing**, {PERSON_FIELDS['licence']}",
-                f"**Variants:** {len(result.variants)} ({accepted} accepted, {rejected} rejected)",
+                f"**Variants:** {len(result.variants)} ({accepted} accepted, {rejected} rejected"
+                + (f", {no_gain} no gain" if no_gain else "")
+                + ")",
             ]
         ),
     ]
@@ -326,7 +330,7 @@ def _description(result: RunResult) -> str:
                         _quote(v.parent) if v.parent else "— (the model as given)",
                         _recipe_text(v.recipe) or DASH,
                         _tolerance_text(v.recipe.get("tolerance_check")),
-                        f"**rejected**: {v.reason}" if v.status == "rejected" else v.status,
+                        f"**{v.status}**: {v.reason}" if v.status in ("rejected", "no gain") else v.status,
                     ]
                     for v in result.variants
                 ],
@@ -372,9 +376,9 @@ def _recipe_text(recipe: dict[str, Any]) -> str:
         and isinstance(v, (bool, int, float, str))
         and len(str(v)) <= 40
     ]
-    kept = recipe.get("excluded_nodes")
-    if isinstance(kept, list) and kept:
-        options.append(f"{len(kept)} nodes kept in float")
+    kept = kept_in_float(recipe)
+    if kept:
+        options.append(kept)
     text = name + (f" ({', '.join(options)})" if options else "")
     if recipe.get("note"):
         text += f"; note: {recipe['note']}"
@@ -382,15 +386,26 @@ def _recipe_text(recipe: dict[str, Any]) -> str:
 
 
 def _tolerance_text(check: Any) -> str:
+    """``validation+train (n=768): accuracy −0.26 pts [−0.91, +0.26], agreement 99.7%: within (pooled)``."""
     if not isinstance(check, dict):
         return DASH
     drop = check.get("accuracy_drop")
+    change = check.get("accuracy_change")
     parts = [f"`{check.get('split', '?')}` (n={fmt_int(check.get('n'))})"]
-    if _finite(drop):
+    if isinstance(change, dict) and all(_finite(change.get(k)) for k in ("value", "low", "high")):
+        parts.append(f"accuracy {fmt_pts(change['value'])} [{fmt_pts(change['low'])}, {fmt_pts(change['high'])}]")
+    elif _finite(drop):
         parts.append(f"accuracy {fmt_pts(-float(drop))}")
     if _finite(check.get("agreement")):
         parts.append(f"agreement {fmt_pct(check['agreement'])}")
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    outcome = {"PASS": "within", "FAIL": "outside", "UNDECIDED": "undecided"}.get(check.get("outcome"))
+    if outcome:
+        needed = check.get("n_needed")
+        text += f": {outcome}" + (f", needs about {fmt_int(needed)} samples" if _finite(needed) else "")
+    if check.get("pooled"):
+        text += " (pooled: the tolerance split alone could not decide)"
+    return text
 
 
 def _intended_use(result: RunResult) -> str:
@@ -1007,6 +1022,8 @@ def _limitations(result: RunResult) -> str:
     for v in result.variants:
         if v.status == "rejected":
             items.append(f"The variant `{v.name}` was rejected: {v.reason}.")
+        elif v.status == "no gain":
+            items.append(f"The variant `{v.name}` is within tolerance but no gain, so never selected: {v.reason}.")
     audit = result.audit
     if audit is not None:
         for f in audit.findings:
