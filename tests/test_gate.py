@@ -173,15 +173,18 @@ def test_selection_takes_the_fastest_passing_variant(tabular_project: Path):
     config = _config(tabular_project, {"checks": ["quality.accuracy >= 0"]})
     result = run(config)
     verdict = result.verdict
+    # onnx-fp32 is a candidate unless the timing found it no faster than the source (then it is never selected)
+    candidates = {v.name for v in result.variants if v.status == "accepted"}
+    assert candidates in ({"source", "onnx-fp32"}, {"source"})
     for s in verdict.selections:
         latency = {
             e.variant: min(f.latency, key=lambda x: x.batch_size).p50_ms
             for e in result.evaluations
             for f in e.efficiency
-            if f.target == s.target
+            if f.target == s.target and e.variant in candidates
         }
         assert s.variant == min(latency, key=latency.get)
-        assert set(s.passing) == {"source", "onnx-fp32"}
+        assert set(s.passing) == candidates
 
 
 def test_model_card_round_trips_through_huggingface_hub(tabular_project: Path):

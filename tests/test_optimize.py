@@ -368,10 +368,16 @@ def test_run_evaluates_every_variant_with_faithfulness(tabular_project: Path, tm
         assert f.accuracy_delta.value == pytest.approx(ev.quality.accuracy - src.quality.accuracy)
         assert f.accuracy_delta.low <= f.accuracy_delta.value <= f.accuracy_delta.high
         assert f.ece_delta == pytest.approx(ev.calibration.ece - src.calibration.ece, abs=1e-9)
-    # dynamic INT8 of the tiny model predicts like the source
-    assert [v.status for v in result.variants] == ["accepted"] * 3
+    # dynamic INT8 of the tiny model predicts like the source; whether it buys any speed over its parent on a model
+    # this small is the timing's to say, and the reason names the parent when it does not
+    assert [v.status for v in result.variants[:2]] == ["accepted"] * 2
+    int8 = result.variants[2]
+    assert int8.recipe["tolerance_check"]["outcome"] == "PASS"
+    assert (int8.status, int8.reason[:29]) in (("accepted", ""), ("no gain", "not faster than onnx-fp32 on "))
     saved = RunResult.load(tmp_path / "run").to_dict()["variants"]
-    assert [(v["name"], v["status"], v["reason"]) for v in saved] == [(v.name, "accepted", "") for v in result.variants]
+    assert [(v["name"], v["status"], v["reason"]) for v in saved] == [
+        (v.name, v.status, v.reason) for v in result.variants
+    ]
     check = result.variants[2].recipe["tolerance_check"]
     assert (check["agreement"], check["accuracy_drop"]) == (1.0, 0.0)
 
