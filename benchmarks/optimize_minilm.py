@@ -24,18 +24,17 @@ import argparse
 import logging
 import os
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
+from _timing import Deployable, logits_of, time_round
 
 import deployable
 from deployable.config import load_config
 from deployable.data import load_dataset
-from deployable.evaluation.batching import iter_batches
 from deployable.evaluation.metrics.faithfulness import faithfulness
 from deployable.models import load_predictor
 from deployable.models.sources import model_spec
@@ -92,43 +91,6 @@ class HandWritten:
         return emb @ self.w.T + self.b
 
 
-class Deployable:
-    """A deployable predictor behind the same two calls."""
-
-    def __init__(self, predictor):
-        self.p = predictor
-
-    def set_threads(self, n: int) -> None:
-        import torch
-
-        torch.set_num_threads(n or os.cpu_count() or 1)
-        self.p.set_threads(n)
-
-    def forward(self, texts: list[str]) -> np.ndarray:
-        return self.p.forward(texts).logits
-
-
-def _logits(predictor, texts: list[str], batch_size: int = 32) -> np.ndarray:
-    out = None
-    for index, batch in iter_batches(texts, batch_size):
-        logits = predictor.forward(batch)
-        if out is None:
-            out = np.empty((len(texts), logits.shape[1]), np.float32)
-        out[index] = logits
-    return out
-
-
-def _time_round(predictor, texts: list[str], batch_size: int, calls: int, offset: int) -> list[float]:
-    times = []
-    for i in range(calls):
-        start = (offset + i) * batch_size
-        batch = [texts[(start + j) % len(texts)] for j in range(batch_size)]
-        t0 = time.perf_counter()
-        predictor.forward(batch)
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -158,8 +120,8 @@ def main() -> None:
     for v in accepted:
         p = Deployable(load_predictor(v.spec))
         p.set_threads(1)
-        _time_round(p, texts, 1, 10, 0)
-        quick[v.name] = (np.median(_time_round(p, texts, 1, 60, 1)), v, p)
+        time_round(p, texts, 1, 10, 0)
+        quick[v.name] = (np.median(time_round(p, texts, 1, 60, 1)), v, p)
     if not quick:
         print("no ONNX variant was accepted: nothing to compare")
         return
@@ -176,11 +138,11 @@ def main() -> None:
     sizes = {"eager": result.variants[0].size_bytes, "default": (tmp / "default.onnx").stat().st_size}
     sizes.update({"best": best_variant.size_bytes, "eager*": sizes["eager"], "default*": sizes["default"]})
 
-    ref = _logits(candidates["eager"], texts)
+    ref = logits_of(candidates["eager"], texts)
     stats: dict[str, dict[str, float]] = {}
     for name, p in candidates.items():
         p.set_threads(0)
-        logits = ref if name == "eager" else _logits(p, texts)
+        logits = ref if name == "eager" else logits_of(p, texts)
         delta = faithfulness(labels, logits, ref).accuracy_delta  # paired bootstrap over the test tickets
         stats[name] = {
             "accuracy": float((logits.argmax(1) == labels).mean()),
@@ -195,13 +157,13 @@ def main() -> None:
     for r in range(args.rounds):
         for name, p in candidates.items():
             p.set_threads(1)
-            _time_round(p, texts, 1, 5, r)
-            times = _time_round(p, texts, 1, 60, r * 60)
+            time_round(p, texts, 1, 5, r)
+            times = time_round(p, texts, 1, 60, r * 60)
             bs1[name] += times
             rounds1[name].append(float(np.median(times)))
             p.set_threads(0)
-            _time_round(p, texts, 32, 1, r)
-            times = _time_round(p, texts, 32, 3, r * 3)
+            time_round(p, texts, 32, 1, r)
+            times = time_round(p, texts, 32, 3, r * 3)
             bs32[name] += times
             rounds32[name].append(32 / float(np.mean(times)))
     print("* = served by deployable's predictor (length-grouped batches); others as hand-written")

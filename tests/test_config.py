@@ -157,3 +157,19 @@ def test_docs_are_generated_from_current_models() -> None:
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, str(root / "scripts" / "gen_config_docs.py"), "--check"], check=False)
     assert proc.returncode == 0, "docs/config.md is stale: run python scripts/gen_config_docs.py"
+
+
+def test_a_folder_a_prepare_step_writes_into_counts_as_made(tmp_path: Path) -> None:
+    """``tokenizer: model`` where the step declares ``model/model.onnx``: the folder is made by the step too."""
+    config = {
+        "name": "made",
+        "prepare": [{"run": ["python", "build.py"], "outputs": ["model/model.onnx", "data/test.jsonl"]}],
+        "model": {"type": "onnx", "path": "model/model.onnx", "tokenizer": "model"},
+        "data": {"splits": {"test": "data/test.jsonl"}},
+    }
+    project = load_config(config, base_dir=tmp_path)
+    assert project.model.tokenizer == "model" and not (tmp_path / "model").exists()
+    # a folder no output is written into still has to exist
+    config["model"]["tokenizer"] = "tokenizer"
+    with pytest.raises(ConfigError, match=r"model\.tokenizer: expected a file, but 'tokenizer' does not exist"):
+        load_config(config, base_dir=tmp_path)

@@ -841,8 +841,9 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 
 
 def _check_files(label: str, project: Project) -> None:
-    """Files the config names must exist, unless a prepare step makes them."""
-    made = {project.path(o).resolve() for step in project.prepare for o in step.outputs}
+    """Files the config names must exist, unless a prepare step makes them (or the folder they are written in)."""
+    outputs = [project.path(o).resolve() for step in project.prepare for o in step.outputs]
+    made = {*outputs, *(parent for o in outputs for parent in o.parents)}
 
     def check(key: str, value: str | None) -> None:
         if value is None or value.startswith("package:"):
