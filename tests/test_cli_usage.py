@@ -117,8 +117,9 @@ def test_the_library_accepts_a_project_folder_too(tmp_path: Path) -> None:
 
 
 def test_the_summary_says_how_many_nodes_a_quantized_variant_kept_in_float() -> None:
-    from deployable.cli import _kept_in_float
+    from deployable.report._format import kept_in_float  # the terminal, the report and the model card all use it
 
-    assert _kept_in_float({"excluded_nodes": [{}] * 8, "quantized_nodes": 32}) == " (8 of 40 nodes in float)"
-    assert _kept_in_float({"excluded_nodes": [], "quantized_nodes": 40}) == ""
-    assert _kept_in_float({"recipe": "fp16"}) == ""
+    assert kept_in_float({"excluded_nodes": [{}] * 8, "quantized_nodes": 32}) == "8 of 40 nodes in float"
+    assert kept_in_float({"excluded_nodes": [], "quantized_nodes": 40}) == ""
+    assert kept_in_float({"recipe": "fp16"}) == ""
+    assert kept_in_float({"excluded_nodes": 3, "quantized_nodes": 40}) == ""  # malformed: nothing said
