@@ -18,6 +18,7 @@ from deployable.evaluation.store import PredictionStore
 from deployable.models import load_predictor, source_variant
 from deployable.models.sources import model_spec
 from deployable.optimize import OptimizeContext, optimize
+from deployable.optimize.base import ToleranceCheck
 from deployable.optimize.search import _fake_quant_activation, _fake_quant_weight
 
 
@@ -382,19 +383,26 @@ def test_run_evaluates_every_variant_with_faithfulness(tabular_project: Path, tm
     assert (check["agreement"], check["accuracy_drop"]) == (1.0, 0.0)
 
 
-def _outlier_matmul_graph(path: Path) -> np.ndarray:
-    """x (N, 16) @ W (16, 4), and calibration inputs whose channel 0 is 100x the others."""
+def _outlier_matmul_graph(path: Path, op: str = "MatMul") -> np.ndarray:
+    """x (N, 16) @ W (16, 4) as a MatMul, a Gemm with a bias or a Gemm with ``transB`` (W stored as (4, 16)), and
+    calibration inputs whose channel 0 is 100x the others."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     w = rng.normal(size=(16, 4)).astype(np.float32)
+    inits = [numpy_helper.from_array(w.T.copy() if op == "Gemm-transB" else w, "w")]
+    if op == "MatMul":
+        node = helper.make_node("MatMul", ["x", "w"], ["logits"], name="mm")
+    else:
+        inits.append(numpy_helper.from_array(rng.normal(size=4).astype(np.float32), "b"))
+        node = helper.make_node("Gemm", ["x", "w", "b"], ["logits"], name="mm", transB=int(op == "Gemm-transB"))
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["logits"], name="mm")],
+        [node],
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 4])],
-        initializer=[numpy_helper.from_array(w, "w")],
+        initializer=inits,
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     x = rng.normal(size=(64, 16)).astype(np.float32)
@@ -402,13 +410,14 @@ def _outlier_matmul_graph(path: Path) -> np.ndarray:
     return x
 
 
-def test_smoothing_preserves_float_outputs_and_cuts_quantization_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("op", ["MatMul", "Gemm", "Gemm-transB"])
+def test_smoothing_preserves_float_outputs_and_cuts_quantization_error(tmp_path: Path, op: str) -> None:
     import onnxruntime as ort
 
     from deployable.optimize.quantize import DynamicInt8Quantizer
     from deployable.optimize.smooth import activation_absmax, smooth_graph
 
-    x = _outlier_matmul_graph(tmp_path / "g.onnx")
+    x = _outlier_matmul_graph(tmp_path / "g.onnx", op)
     feeds = [{"x": x[:32]}, {"x": x[32:]}]
     absmax = activation_absmax(tmp_path / "g.onnx", feeds)
     np.testing.assert_allclose(absmax["x"], np.abs(x).max(axis=0), rtol=1e-6)
@@ -622,7 +631,9 @@ def test_a_search_that_keeps_every_node_in_float_is_rejected(
         return real(sens, counted, strict)
 
     monkeypatch.setattr(recipes, "fallback_search", only_all_in_float)
-    ctx, source = _context(tabular_project, ["int8-dynamic"], tmp_path, tolerance=TOLERANCE)
+    # smooth: true, so that the search is all there is (auto would first judge the unsmoothed graph, which passes)
+    recipe = {"recipe": "int8-dynamic", "smooth": True}
+    ctx, source = _context(tabular_project, [recipe], tmp_path, tolerance=TOLERANCE)
     variant = next(v for v in optimize(ctx, source) if v.name == "int8-dynamic")
     assert variant.recipe["quantized_nodes"] == 0
     assert variant.status == "rejected"
@@ -632,3 +643,41 @@ def test_a_search_that_keeps_every_node_in_float_is_rejected(
     ), variant.reason
     assert variant.reason.endswith("no subset met the tolerance")
     assert variant.recipe["tolerance_check"]["agreement"] == 1.0  # it did meet the tolerance: as float
+
+
+def _smoothing_muls(path: str) -> int:
+    import onnx
+
+    return sum(n.name.endswith("__smooth") for n in onnx.load(path).graph.node)
+
+
+def test_smoothing_is_added_only_when_the_unsmoothed_graph_is_outside_tolerance(
+    tabular_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """smooth: auto (the default) judges the fastest graph first: every node quantized and no smoothing Mul."""
+    import dataclasses
+
+    from deployable.optimize import recipes
+
+    ctx, source = _context(tabular_project, ["int8-dynamic"], tmp_path / "a", tolerance=TOLERANCE)
+    plain = next(v for v in optimize(ctx, source) if v.name == "int8-dynamic")
+    assert plain.status == "accepted", plain.reason
+    assert plain.recipe["smoothing"]["used"] is False and plain.recipe["excluded_nodes"] == []
+    assert [(s["excluded"], s["smoothed"], s["outcome"]) for s in plain.recipe["search"]] == [(0, False, "PASS")]
+    assert plain.recipe["quantized_nodes"] > 0 and _smoothing_muls(plain.files[0]) == 0
+
+    # the same graph judged outside tolerance the first time: the recipe smooths, then searches as before
+    real, calls = recipes.check_tolerance, {"n": 0}
+
+    def first_fails(ctx: OptimizeContext, name: str, reference: str = "source") -> ToleranceCheck:
+        calls["n"] += 1
+        result = real(ctx, name, reference)
+        return dataclasses.replace(result, max_accuracy_drop=0.0, worse=result.worse + 1) if calls["n"] == 1 else result
+
+    monkeypatch.setattr(recipes, "check_tolerance", first_fails)
+    ctx, source = _context(tabular_project, ["int8-dynamic"], tmp_path / "b", tolerance=TOLERANCE)
+    smoothed = next(v for v in optimize(ctx, source) if v.name == "int8-dynamic")
+    steps = [(s["excluded"], s["smoothed"], s["outcome"]) for s in smoothed.recipe["search"]]
+    assert steps[0] == (0, False, "FAIL") and steps[1][:2] == (0, True), steps
+    assert smoothed.recipe["smoothing"]["alpha"] in recipes.SMOOTH_ALPHAS
+    assert smoothed.status == "accepted" and _smoothing_muls(smoothed.files[0]) > 0

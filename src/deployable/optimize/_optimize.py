@@ -99,7 +99,8 @@ def nothing_made(recipe: dict[str, Any]) -> str:
         return "nothing quantized: the graph has no node of the types this recipe quantizes"
     steps = recipe.get("search") or []
     parts = [f"nothing quantized: the tolerance was met only with all {total} quantizable nodes kept in float"]
-    full = next((s for s in steps if s["excluded"] == 0), None)
+    # every node quantized, with and without smoothing: the more faithful of the two
+    full = max((s for s in steps if s["excluded"] == 0), key=lambda s: s["agreement"], default=None)
     if full is not None:
         parts.append(f"fully INT8: {_step_text(full)}")
     partial = [s for s in steps if 0 < s["excluded"] < total]

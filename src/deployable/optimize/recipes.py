@@ -33,7 +33,7 @@ from deployable.optimize.quantize import (
     StaticInt8Quantizer,
     to_fp16,
 )
-from deployable.optimize.search import fallback_search, node_sensitivity
+from deployable.optimize.search import SearchStep, fallback_search, node_sensitivity
 from deployable.optimize.smooth import activation_absmax, smooth_graph
 
 
@@ -180,13 +180,11 @@ def _quantize_with_search(
         out = tmp / "model.onnx"
         built: dict[str, Path] = {}
         graph, smoothing = source, None
-        if opts.smooth:
-            graph, smoothing = _smooth(tmp, source, feeds, quantizer, opts.smooth_alpha)
-        quantizer.fit(graph, feeds)
+        recipe: dict[str, Any] = {"recipe": opts.recipe, **opts.model_dump(exclude={"name", "parent", "recipe"})}
 
         def make(excluded: list[str]) -> OnnxPredictor:
             quantizer.nodes_to_exclude = list(excluded)
-            path = tmp / f"candidate-{len(excluded)}.onnx"
+            path = tmp / f"candidate-{len(excluded)}{'-plain' if smoothing is None else ''}.onnx"
             quantizer.transform(path)
             built["last"] = path
             return load_predictor({**parent.spec, "path": str(path)})
@@ -199,10 +197,28 @@ def _quantize_with_search(
             finally:
                 del ctx.predictors[key]
 
-        recipe: dict[str, Any] = {"recipe": opts.recipe, **opts.model_dump(exclude={"name", "parent", "recipe"})}
-        if smoothing is not None:
+        plain: list[SearchStep] = []
+        if opts.smooth == "auto":
+            # the fastest graph first: every node quantized and no smoothing Mul; smoothing only if it is needed
+            quantizer.fit(source, feeds)
+            result = check(make([]))
+            plain.append(SearchStep(0, {**result.to_dict(), "smoothed": False}))
+        if opts.smooth is True or (plain and not plain[0].ok):
+            graph, smoothing = _smooth(tmp, source, feeds, quantizer, opts.smooth_alpha)
             recipe["smoothing"] = smoothing
-        if opts.search:
+        elif plain:
+            recipe["smoothing"] = {
+                "used": False,
+                "why": "the fully quantized graph without smoothing is within tolerance: no Mul added",
+            }
+        if plain and plain[0].ok:
+            sens = node_sensitivity(source, feeds[:4], per_channel=opts.per_channel, op_types=op_types,
+                                    static_ranges=static, weight_nodes_only=not static)  # fmt: skip
+            recipe["excluded_nodes"], recipe["search"] = [], [s.to_dict() for s in plain]
+            recipe["most_sensitive"] = [vars(s) for s in sens[:10]]
+            recipe["quantized_nodes"] = len(sens)
+        elif opts.search:
+            quantizer.fit(graph, feeds)
             sens = node_sensitivity(
                 graph,
                 feeds[:4],
@@ -212,6 +228,7 @@ def _quantize_with_search(
                 weight_nodes_only=not static,
             )
             _, excluded, steps = fallback_search(sens, make, check)
+            steps = [*plain, *(SearchStep(s.excluded, {**s.check, "smoothed": smoothing is not None}) for s in steps)]
             by_node = {s.node: s for s in sens}
             recipe["excluded_nodes"] = [
                 {
@@ -226,6 +243,7 @@ def _quantize_with_search(
             recipe["most_sensitive"] = [vars(s) for s in sens[:10]]
             recipe["quantized_nodes"] = len(sens) - len(excluded)
         else:
+            quantizer.fit(graph, feeds)
             check(make([]))
         shutil.move(str(built["last"]), out)
         for leftover in [*tmp.glob("candidate-*.onnx"), *tmp.glob("smooth-*.onnx")]:
