@@ -123,6 +123,7 @@ def render() -> str:
     _section("`policy.checks` entries as mappings", c.PolicyCheck, "policy.checks", lines)
     _section("`policy.baseline`", c.BaselineConfig, "policy.baseline", lines)
     _section("`policy.comparison`", c.ComparisonConfig, "policy.comparison", lines)
+    _section("`registry`", c.RegistryConfig, "registry", lines)
     return "\n".join(lines)
 
 

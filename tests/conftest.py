@@ -14,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["_registry_fixtures"]  # the registry tests' run folders and PostgreSQL cluster
 
 TINY_MODULE = textwrap.dedent(
     """

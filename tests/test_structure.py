@@ -24,7 +24,7 @@ from deployable.optimize import OptimizeContext, optimize
 from deployable.optimize.base import make_variant
 
 SRC = Path(deployable.__file__).resolve().parent
-STAGES = ("data", "models", "audit", "optimize", "evaluation", "gate", "report")
+STAGES = ("data", "models", "audit", "optimize", "evaluation", "gate", "report", "registry")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -143,6 +143,29 @@ def test_core_imports_no_stage() -> None:
     for module, imported in graph.items():
         if module.startswith("deployable.core"):
             assert all(m.startswith("deployable.core") for m in imported), (module, imported)
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_database_libraries_are_imported_only_inside_the_registry() -> None:
+    for path in SRC.rglob("*.py"):
+        inside = SRC / "registry" in path.parents
+        if not inside:
+            assert not _third_party_imports(path) & {"sqlalchemy", "alembic", "psycopg"}, path
+    import subprocess
+
+    code = "import sys, deployable, deployable.cli; print([m for m in ('sqlalchemy', 'alembic') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -94,15 +94,38 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="recompute predictions")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config key: key.path=value")] = None,
+    release: Annotated[
+        bool, typer.Option("--release", help="release the run to the registry when the gate passes")
+    ] = False,
+    registry: Annotated[str | None, typer.Option("--registry", help="with --release: the registry URL")] = None,
 ) -> None:
     """Run the pipeline a config describes and write the run folder."""
     from deployable.config import load_config
     from deployable.pipeline import run as run_pipeline
 
     project = load_config(config, overrides=set_)
+    if release and not project.policy.checks and project.policy.baseline is None:
+        raise DeployableError(
+            f"{config}: --release needs a gate verdict, but the policy: section has no checks and no baseline",
+            hint="add policy.checks (e.g. ['calibration.ece <= 0.05']) or policy.baseline; see docs/gate.md",
+        )
     result = run_pipeline(project, out, progress=not quiet, use_cache=not no_cache, console=console)
     _summary(result, out)
+    if release:
+        _release_if_passed(result, out, registry)
     _verdict(result)
+
+
+def _release_if_passed(result: Any, out: Path, registry: str | None) -> None:
+    if result.verdict is None or not result.verdict.passed:
+        status = result.verdict.status if result.verdict is not None else "no verdict"
+        out_console.print(f"not released: gate {status}", markup=False, highlight=False)
+        return
+    from deployable.registry import registry_of_run
+
+    with registry_of_run(out, registry) as reg:
+        v = reg.release(out)
+        out_console.print(f"released {v.name} {v.number} to {reg.shown}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -333,6 +356,198 @@ def schema() -> None:
     from deployable.config import json_schema
 
     print(json.dumps(json_schema(), indent=2))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the release registry
+# ---------------------------------------------------------------------------------------------------------------------
+
+registry_app = typer.Typer(no_args_is_help=True, help="Check or clean the release registry.")
+app.add_typer(registry_app, name="registry")
+
+_RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        help="database URL, registry.db file or project folder; default $DEPLOYABLE_REGISTRY, else ./deployable.yaml's",
+    ),
+]
+_ArtifactsOpt = Annotated[
+    Path | None, typer.Option("--artifacts", help="the registry's artifact folder (default: beside a SQLite file)")
+]
+
+
+def _open(registry: str | None, artifacts: Path | None) -> Any:
+    from deployable.registry import open_registry
+
+    return open_registry(registry, artifacts=artifacts)
+
+
+def _print(line: str) -> None:
+    out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _moves(moves: Any) -> None:
+    for m in moves:
+        before = m.from_version if m.from_version is not None else "none"
+        forced = " (forced)" if m.forced else ""
+        _print(f"{m.alias} ({m.target}): {before} -> {m.to_version}{forced}")
+
+
+@app.command()
+def release(
+    run_folder: Annotated[Path, typer.Argument(help="a run folder with a gate verdict (deployable run/gate --out)")],
+    registry: _RegistryOpt = None,
+    artifacts: _ArtifactsOpt = None,
+) -> None:
+    """Register a run's chosen variant per target, its evidence and lineage as the next version of its model."""
+    from deployable.registry import registry_of_run
+
+    with registry_of_run(run_folder, registry, artifacts=artifacts) as reg:
+        v = reg.release(run_folder)
+        _print(f"released {v.name} {v.number} (gate {v.verdict_status}) to {reg.shown}")
+    for t in v.targets:
+        _print(f"  {t.target}: {t.variant} ({'passed' if t.passed else 'did not pass'})")
+    for m in v.missing:
+        _print(f"  not stored: {m}")
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="model name")],
+    version: Annotated[int, typer.Argument(help="version number")],
+    alias: Annotated[str, typer.Option("--alias", help="alias to move, e.g. production")],
+    target: Annotated[list[str] | None, typer.Option("--target", help="target, repeatable (default: all)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="promote although the gate did not pass it")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="why (required with --force; recorded)")] = "",
+    registry: _RegistryOpt = None,
+    artifacts: _ArtifactsOpt = None,
+) -> None:
+    """Point an alias at a version for its targets; refused (exit 1) unless the gate passed it there."""
+    from deployable.registry import PromotionRefused
+
+    with _open(registry, artifacts) as reg:
+        try:
+            moves = reg.promote(name, version, alias, targets=target, force=force, reason=reason)
+        except PromotionRefused as exc:
+            console.print(f"[bold red]refused:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+            for line in exc.failures:
+                _print(f"  {line}")
+            raise typer.Exit(1) from None
+    _moves(moves)
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="model name")],
+    alias: Annotated[str, typer.Option("--alias", help="alias to move back")],
+    reason: Annotated[str, typer.Option("--reason", help="why (recorded in the history)")],
+    target: Annotated[list[str] | None, typer.Option("--target", help="target, repeatable (default: all)")] = None,
+    to: Annotated[int | None, typer.Option("--to", help="version to go to (default: the one before)")] = None,
+    registry: _RegistryOpt = None,
+    artifacts: _ArtifactsOpt = None,
+) -> None:
+    """Move an alias back to the version it pointed to before its last move (or --to N)."""
+    with _open(registry, artifacts) as reg:
+        _moves(reg.rollback(name, alias, reason=reason, targets=target, to=to))
+
+
+@app.command()
+def versions(
+    name: Annotated[str, typer.Argument(help="model name")],
+    registry: _RegistryOpt = None,
+    artifacts: _ArtifactsOpt = None,
+) -> None:
+    """List a model's versions: gate verdict, variant per target, aliases."""
+    with _open(registry, artifacts) as reg:
+        rows = reg.versions(name)
+    table = Table(title=name)
+    for col in ("version", "created", "by", "gate", "targets", "aliases"):
+        table.add_column(col)
+    for v in rows:
+        targets = ", ".join(f"{t.target}={t.variant}{'' if t.passed else ' (not passed)'}" for t in v.targets)
+        table.add_row(str(v.number), v.created_at[:19], v.created_by, v.verdict_status, targets, ", ".join(v.aliases))
+    out_console.print(table)
+
+
+@app.command()
+def history(
+    name: Annotated[str, typer.Argument(help="model name")],
+    registry: _RegistryOpt = None,
+    artifacts: _ArtifactsOpt = None,
+) -> None:
+    """Every alias move of a model, newest first."""
+    with _open(registry, artifacts) as reg:
+        moves = reg.history(name)
+    for m in moves:
+        before = m.from_version if m.from_version is not None else "none"
+        forced = " FORCED" if m.forced else ""
+        why = f" reason: {m.reason}" if m.reason else ""
+        _print(
+            f"{m.at[:19]} {m.user} {m.action}{forced} {m.alias} ({m.target}): {before} -> {m.to_version};{why} "
+            f"evidence: {m.evidence}"
+        )
+    if not moves:
+        _print(f"{name}: no alias was ever moved")
+
+
+@app.command()
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME@ALIAS or NAME@VERSION")],
+    target: Annotated[str | None, typer.Option("--target", help="the target, when an alias differs per target")] = None,
+    registry: _RegistryOpt = None,
+    artifacts: _ArtifactsOpt = None,
+) -> None:
+    """A version: its gate verdict per target, files with their sha256, lineage and what was not stored."""
+    with _open(registry, artifacts) as reg:
+        v = reg.show(ref, target=target)
+    _print(f"{v.name} {v.number}: gate {v.verdict_status}, released {v.created_at[:19]} by {v.created_by}")
+    _print(f"  run folder: {v.run_folder}")
+    if v.aliases:
+        _print(f"  aliases: {', '.join(v.aliases)}")
+    for t in v.targets:
+        _print(f"  {t.target}: {t.variant} ({'passed' if t.passed else 'did not pass'})")
+        for line in t.failed_checks:
+            _print(f"    {line}")
+    lin = v.lineage
+    _print(f"  source sha256: {lin.get('source_sha256')}; config digest: {lin.get('config_digest')}")
+    _print(f"  deployable {lin.get('deployable_version')}; git commit: {lin.get('git_commit') or 'none'}")
+    for split, fp in (lin.get("dataset_fingerprints") or {}).items():
+        _print(f"  data {split}: {fp}")
+    for name, info in (lin.get("variants") or {}).items():
+        chain = " <- ".join(f"{c['name']} ({c['recipe'].get('recipe', '?')})" for c in info.get("chain", []))
+        _print(f"  variant {name}: {chain}")
+    for f in v.files:
+        _print(f"  {f.role} {f.path} {f.sha256} {f.size} B")
+    for m in v.missing:
+        _print(f"  not stored: {m}")
+
+
+@registry_app.command("verify")
+def registry_verify(registry: _RegistryOpt = None, artifacts: _ArtifactsOpt = None) -> None:
+    """Check every row against the files: exit 1 listing each problem."""
+    with _open(registry, artifacts) as reg:
+        problems = reg.verify()
+        shown = reg.shown
+    for p in problems:
+        _print(f"{p.kind}: {p.message}")
+    _print(f"registry {shown}: {len(problems)} problem{'s' if len(problems) != 1 else ''}")
+    if problems:
+        raise typer.Exit(1)
+
+
+@registry_app.command("gc")
+def registry_gc(
+    registry: _RegistryOpt = None,
+    artifacts: _ArtifactsOpt = None,
+    min_age: Annotated[
+        float, typer.Option("--min-age", help="keep unnamed files younger than this many seconds (a release in flight)")
+    ] = 3600.0,
+) -> None:
+    """Remove the artifact files no row names."""
+    with _open(registry, artifacts) as reg:
+        removed = reg.gc(min_age_s=min_age)
+    _print(f"removed {len(removed)} unnamed file{'s' if len(removed) != 1 else ''}")
 
 
 def _click_exceptions() -> tuple[type[Exception], ...]:

@@ -646,12 +646,25 @@ class BaselineConfig(_Strict):
     model: dict[str, Any] | None = Field(
         None, description="or a model section (as under model:) that is loaded and run on the test split"
     )
+    registry: str | None = Field(
+        None,
+        description="or a released version, NAME@ALIAS or NAME@N, of the project's registry (its stored test "
+        "predictions are read; the test split's fingerprint must match)",
+    )
+    target: str | None = Field(
+        None, description="with registry: the target whose shipped variant is the baseline; default: the first target"
+    )
     name: str | None = Field(None, description="how reports call the baseline; default: 'production'")
 
     @model_validator(mode="after")
     def _one_source(self) -> BaselineConfig:
-        if (self.run is None) == (self.model is None):
-            raise ValueError("give exactly one of 'run' (a previous run folder) or 'model' (a model section)")
+        if sum(x is not None for x in (self.run, self.model, self.registry)) != 1:
+            raise ValueError(
+                "give exactly one of 'run' (a previous run folder), 'model' (a model section) or 'registry' (a "
+                "released version, NAME@ALIAS)"
+            )
+        if self.target is not None and self.registry is None:
+            raise ValueError("'target' chooses a released version's variant: it goes with 'registry'")
         return self
 
 
@@ -692,6 +705,21 @@ class PolicyConfig(_Strict):
     variants: list[str] | None = Field(None, description="variants that may be chosen; default: every accepted one")
 
 
+class RegistryConfig(_Strict):
+    """Where `deployable release` registers versions (docs/registry.md)."""
+
+    url: str | None = Field(
+        None,
+        description="a SQLAlchemy URL (e.g. postgresql+psycopg://user@host/db) or a SQLite file; default: "
+        "$DEPLOYABLE_REGISTRY, else <cache_dir>/registry.db",
+    )
+    artifacts: str | None = Field(
+        None,
+        description="folder of the registry's content-addressed files; default: $DEPLOYABLE_REGISTRY_ARTIFACTS, "
+        "else <registry file>-artifacts beside a SQLite file (required with a server database)",
+    )
+
+
 class PrepareStep(_Strict):
     """A command that makes files the run needs (train a head, write data), rerun when its inputs change."""
 
@@ -716,6 +744,7 @@ class Project(_Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="how variants are evaluated")
     audit: AuditConfig = Field(default_factory=AuditConfig, description="data checks and model-file scan")
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="the release gate")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="the release registry")
     cache_dir: str = Field(".deployable-cache", description="prediction store and other caches")
     base_dir: str = Field("", description="set by the loader: the config's folder (relative paths resolve here)")
 

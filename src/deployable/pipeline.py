@@ -129,7 +129,8 @@ def run(
                 from deployable.gate import load_baseline
 
                 t = time.perf_counter()
-                baseline = load_baseline(project, dataset, store, progress=bar)
+                released = _released_baseline(project, dataset, targets)
+                baseline = load_baseline(released, dataset, store, progress=bar)
                 timings["baseline"] = time.perf_counter() - t
             if project.optimize.recipes:
                 from deployable.optimize import OptimizeContext, optimize
@@ -195,6 +196,31 @@ def run(
     finally:
         if not use_cache:
             shutil.rmtree(cache_root, ignore_errors=True)
+
+
+def _released_baseline(project: Project, dataset: Dataset, targets: list[Any]) -> Project:
+    """``project`` with a ``policy.baseline.registry`` version resolved to the verified copy of its stored run
+    evidence (``run``) and the variant it ships to the baseline's target; unchanged for any other baseline.
+
+    The registry comes after the gate in the pipeline, so the gate never reads it: the pipeline hands it a run
+    folder, which the gate already knows how to compare with.
+    """
+    cfg = project.policy.baseline
+    if cfg is None or cfg.registry is None:
+        return project
+    from deployable.registry import registry_of_project
+
+    names = [t.name for t in targets]
+    target = cfg.target or (names[0] if names else None)
+    if target is None:
+        raise DeployableError("policy.baseline.registry: the project has no target to choose a released variant by",
+                              hint="set policy.baseline.target")  # fmt: skip
+    test = dataset.split(project.evaluate.test_split)
+    with registry_of_project(project) as registry:
+        folder, variant = registry.baseline(cfg.registry, target=target, split=test.name, fingerprint=test.fingerprint)
+    resolved = cfg.model_copy(update={"run": str(folder), "variant": variant, "registry": None, "target": None,
+                                      "name": cfg.name or cfg.registry})  # fmt: skip
+    return project.model_copy(update={"policy": project.policy.model_copy(update={"baseline": resolved})})
 
 
 def _prepare_and_load(
