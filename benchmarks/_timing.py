@@ -48,3 +48,23 @@ def time_round(predictor, texts: list[str], batch_size: int, calls: int, offset:
         predictor.forward(batch)
         times.append(time.perf_counter() - t0)
     return times
+
+
+def faithfulness_stats(candidates: dict, reference: str, texts: list[str], labels: np.ndarray) -> dict[str, dict]:
+    """Per candidate (all cores): test accuracy, agreement with ``reference`` and the paired bootstrap interval of
+    the accuracy change against it (``delta_low``, ``delta_high``)."""
+    from deployable.evaluation.metrics.faithfulness import faithfulness
+
+    ref = logits_of(candidates[reference], texts)
+    stats: dict[str, dict[str, float]] = {}
+    for name, p in candidates.items():
+        p.set_threads(0)
+        logits = ref if name == reference else logits_of(p, texts)
+        delta = faithfulness(labels, logits, ref).accuracy_delta  # paired bootstrap over the test texts
+        stats[name] = {
+            "accuracy": float((logits.argmax(1) == labels).mean()),
+            "agreement": float((logits.argmax(1) == ref.argmax(1)).mean()),
+            "delta_low": delta.low,
+            "delta_high": delta.high,
+        }
+    return stats

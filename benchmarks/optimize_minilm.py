@@ -30,12 +30,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
-from _timing import Deployable, logits_of, time_round
+from _timing import Deployable, faithfulness_stats, time_round
 
 import deployable
 from deployable.config import load_config
 from deployable.data import load_dataset
-from deployable.evaluation.metrics.faithfulness import faithfulness
 from deployable.models import load_predictor
 from deployable.models.sources import model_spec
 from deployable.optimize.export import export_onnx
@@ -138,18 +137,7 @@ def main() -> None:
     sizes = {"eager": result.variants[0].size_bytes, "default": (tmp / "default.onnx").stat().st_size}
     sizes.update({"best": best_variant.size_bytes, "eager*": sizes["eager"], "default*": sizes["default"]})
 
-    ref = logits_of(candidates["eager"], texts)
-    stats: dict[str, dict[str, float]] = {}
-    for name, p in candidates.items():
-        p.set_threads(0)
-        logits = ref if name == "eager" else logits_of(p, texts)
-        delta = faithfulness(labels, logits, ref).accuracy_delta  # paired bootstrap over the test tickets
-        stats[name] = {
-            "accuracy": float((logits.argmax(1) == labels).mean()),
-            "agreement": float((logits.argmax(1) == ref.argmax(1)).mean()),
-            "delta_low": delta.low,
-            "delta_high": delta.high,
-        }
+    stats = faithfulness_stats(candidates, "eager", texts, labels)
     bs1 = {n: [] for n in candidates}
     bs32 = {n: [] for n in candidates}
     rounds1 = {n: [] for n in candidates}  # per round: p50 at batch 1 (s), items/s at batch 32

@@ -32,12 +32,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np
-from _timing import Deployable, logits_of, time_round
+from _timing import Deployable, faithfulness_stats, time_round
 
 import deployable
 from deployable.config import load_config
 from deployable.data import load_dataset
-from deployable.evaluation.metrics.faithfulness import faithfulness
 from deployable.models import load_predictor
 from deployable.models.sources import model_spec
 
@@ -105,18 +104,7 @@ def main() -> None:
     }
     sizes = {"user": result.variants[0].size_bytes, "source*": result.variants[0].size_bytes, "int8": int8.size_bytes}
 
-    ref = logits_of(candidates["user"], texts)
-    stats: dict[str, dict[str, float]] = {}
-    for name, p in candidates.items():
-        p.set_threads(0)
-        logits = ref if name == "user" else logits_of(p, texts)
-        delta = faithfulness(labels, logits, ref).accuracy_delta  # paired bootstrap over the test tickets
-        stats[name] = {
-            "accuracy": float((logits.argmax(1) == labels).mean()),
-            "agreement": float((logits.argmax(1) == ref.argmax(1)).mean()),
-            "delta_low": delta.low,
-            "delta_high": delta.high,
-        }
+    stats = faithfulness_stats(candidates, "user", texts, labels)
     bs1: dict[str, list[list[float]]] = {n: [] for n in candidates}
     bs32: dict[str, list[list[float]]] = {n: [] for n in candidates}
     for r in range(args.rounds):
