@@ -73,7 +73,7 @@ class MahalanobisFit:
         best = np.full(len(f), np.inf)
         for mu in self.means:
             d = f - mu
-            best = np.minimum(best, np.einsum("nd,de,ne->n", d, self.precision, d))
+            best = np.minimum(best, ((d @ self.precision) * d).sum(axis=1))  # einsum unoptimized: 45x slower
         return best
 
 
