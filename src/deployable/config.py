@@ -388,8 +388,8 @@ class _Int8Recipe(_Recipe):
     smooth: bool | Literal["auto"] = Field(
         "auto",
         description="SmoothQuant: move activation outliers into the weights first (one extra Mul per smoothed "
-        "activation, about 8% of MiniLM's batch-1 latency); auto: only when the fully quantized graph without it is "
-        "not within tolerance",
+        "activation, paid at every call); auto: only when the fully quantized graph without it is not within "
+        "tolerance",
     )
     smooth_alpha: float | None = Field(
         None, gt=0, le=1, description="migration strength; default: chosen on calibration samples from 0.5-0.9"
